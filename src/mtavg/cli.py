@@ -12,7 +12,9 @@ from rich.console import Console
 from rich.table import Table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Evaluate audio-video generation.")
-console = Console()
+# Piped output (CI logs, `| tee`) gets a fixed wide layout instead of rich's 80 columns, which would
+# truncate the eleven-column Table 3.
+console = Console() if sys.stdout.isatty() else Console(width=160)
 err = Console(stderr=True)
 
 
