@@ -97,3 +97,11 @@ def test_unknown_modality_is_a_clear_error(random_bench, tmp_path, bad):
     res = runner.invoke(app, ["eval", "--bench", str(random_bench), "--model", "baseline:all",
                               "--out", str(tmp_path / "r"), "--modality", bad])
     assert res.exit_code == 2 and "unknown modality" in res.output
+
+
+def test_score_command_rejects_two_answers_to_one_item(random_bench, tmp_path):
+    preds = tmp_path / "preds.jsonl"
+    preds.write_text('{"qid": "q00000", "raw": "A"}\n{"qid": "q00001", "raw": "B"}\n{"qid": "q00000", "raw": "B"}\n')
+    res = runner.invoke(app, ["score", "--bench", str(random_bench), "--predictions", str(preds),
+                              "--out", str(tmp_path / "r.json")])
+    assert res.exit_code == 2 and "preds.jsonl:3" in res.output and "line 1" in res.output

@@ -136,7 +136,8 @@ PLUGIN = textwrap.dedent('''
 ''')
 
 
-def test_sigkill_halfway_then_rerun_gives_every_item_once(random_bench, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "Ctrl-C"])
+def test_killed_halfway_then_rerun_gives_every_item_once(random_bench, tmp_path, sig):
     (tmp_path / "slowplugin.py").write_text(PLUGIN)
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "mtavg.cli", "eval", "--bench", str(random_bench), "--model", "slow:test",
@@ -147,12 +148,16 @@ def test_sigkill_halfway_then_rerun_gives_every_item_once(random_bench, tmp_path
     deadline = time.time() + 60
     while time.time() < deadline and (not samples.exists() or samples.read_text().count("\n") < 40):
         time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    proc.send_signal(sig)
+    code = proc.wait(timeout=30)
     done_before = samples.read_text().count("\n")
     assert 0 < done_before < 120, "the kill must land halfway"
-    with open(samples, "ab") as fh:  # a write cut off mid-line by the kill
-        fh.write(b'{"qid": "q00')
+    if sig == signal.SIGINT:  # Ctrl-C: whole lines only, and a hint how to resume
+        assert code == 130 and b"run the same command again" in proc.stderr.read()
+        assert all(json.loads(x) for x in samples.read_text().splitlines())
+    else:
+        with open(samples, "ab") as fh:  # a write cut off mid-line by the kill
+            fh.write(b'{"qid": "q00')
     subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=120)
     counts = Counter(json.loads(x)["qid"] for x in samples.read_text().splitlines())
     assert len(counts) == 120 and set(counts.values()) == {1}

@@ -125,6 +125,11 @@ def eval_(
                            progress=progress)
     except (UnknownModel, RunConflict) as exc:
         _fail(str(exc))
+    except KeyboardInterrupt:
+        done = sum(1 for _ in (out / "samples.jsonl").open()) if (out / "samples.jsonl").exists() else 0
+        err.print(f"interrupted: {done} item(s) saved in {out / 'samples.jsonl'}; "
+                  "run the same command again to resume")
+        raise typer.Exit(130) from None
     print_table3([results])
     console.print(f"samples: {out / 'samples.jsonl'}  results: {out / 'results.json'}  "
                   f"invalid: {results['n_invalid']}/{results['n_items']}  errors: {results['n_errors']}")

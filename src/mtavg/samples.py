@@ -86,9 +86,14 @@ def read_predictions(path: Path) -> Iterator[dict[str, Any]]:
                 numbered.append((lineno, json.loads(line)))
             except json.JSONDecodeError as exc:
                 raise PredictionsError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from exc
+    first_line: dict[str, int] = {}
     for lineno, row in numbered:
         if not isinstance(row, dict) or "qid" not in row:
             raise PredictionsError(f"{path}:{lineno}: a prediction needs a 'qid' field")
         if "raw" not in row:
             raise PredictionsError(f"{path}:{lineno}: qid {row['qid']!r} has no 'raw' field")
+        if row["qid"] in first_line:  # two answers to one item: which one to score is not ours to guess
+            raise PredictionsError(
+                f"{path}:{lineno}: qid {row['qid']!r} already answered on line {first_line[row['qid']]}")
+        first_line[row["qid"]] = lineno
         yield row

@@ -164,7 +164,10 @@ def build_results(
     select_all = _mean(float(bool(s.selected_all)) for s in multi)
 
     def setting_of(it: QAItem) -> str | None:
-        return it.setting or videos[it.video_ids[0]].setting if it.video_ids[0] in videos else it.setting
+        if it.setting:
+            return it.setting
+        first = videos.get(it.video_ids[0])
+        return first.setting if first else None
 
     def generator_of(it: QAItem) -> str | None:
         # An item comparing clips of two generators belongs to neither generator's row.
