@@ -105,3 +105,21 @@ def test_score_command_rejects_two_answers_to_one_item(random_bench, tmp_path):
     res = runner.invoke(app, ["score", "--bench", str(random_bench), "--predictions", str(preds),
                               "--out", str(tmp_path / "r.json")])
     assert res.exit_code == 2 and "preds.jsonl:3" in res.output and "line 1" in res.output
+
+
+def test_score_counts_missing_items_as_zero_unless_only_predicted(random_bench, tmp_path):
+    bench = load_benchmark(random_bench)
+    half = [it for it in bench.items if it.format != "temporal"][:40]
+    preds = tmp_path / "preds.jsonl"
+    preds.write_text("".join(json.dumps({"qid": it.qid, "raw": json.dumps({"answer": it.answer})}) + "\n"
+                             for it in half))
+    res = runner.invoke(app, ["score", "--bench", str(random_bench), "--predictions", str(preds),
+                              "--out", str(tmp_path / "all.json")])
+    assert res.exit_code == 0 and "80 item(s) have no prediction" in res.output
+    full = json.loads((tmp_path / "all.json").read_text())
+    assert full["n_items"] == 120 and full["n_missing"] == 80 and full["invalid_reasons"]["missing"] == 80
+    assert full["overall"] < 100.0
+    res = runner.invoke(app, ["score", "--bench", str(random_bench), "--predictions", str(preds),
+                              "--out", str(tmp_path / "some.json"), "--only-predicted"])
+    some = json.loads((tmp_path / "some.json").read_text())
+    assert res.exit_code == 0 and some["n_items"] == 40 and some["overall"] == 100.0

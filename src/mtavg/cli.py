@@ -141,6 +141,9 @@ def score(
     predictions: Annotated[Path, typer.Option(help="samples.jsonl or any file of qid + raw lines")],
     out: Annotated[Path, typer.Option(help="results.json to write")],
     model: Annotated[Optional[str], typer.Option(help="model name when the file has none")] = None,  # noqa: UP045
+    only_predicted: Annotated[bool, typer.Option(
+        help="score only the items the file answers (e.g. a --limit run); by default a missing item scores 0"
+    )] = False,
 ) -> None:
     """Rebuild results.json from raw responses (re-parsed), with no model calls."""
     from mtavg.run import results_from_rows, write_results
@@ -148,9 +151,15 @@ def score(
 
     b = _load(bench)
     try:
-        results = results_from_rows(b, read_predictions(predictions), model=model)
+        rows = list(read_predictions(predictions))
+        answered = {r["qid"] for r in rows}
+        items = [it for it in b.items if it.qid in answered] if only_predicted else None
+        results = results_from_rows(b, rows, items=items, model=model)
     except (PredictionsError, KeyError, OSError) as exc:
         _fail(str(exc))
+    if results["n_missing"]:
+        err.print(f"[yellow]warning:[/yellow] {results['n_missing']} item(s) have no prediction and score 0 "
+                  "(--only-predicted scores the answered items alone)")
     out.parent.mkdir(parents=True, exist_ok=True)
     write_results(out, results)
     print_table3([results])

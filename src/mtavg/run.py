@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -61,28 +61,35 @@ def parsed_fields(item: QAItem, raw: str | None) -> dict[str, Any]:
 
 
 def results_from_rows(
-    bench: Benchmark, rows: Iterable[Mapping[str, Any]], *, model: str | None = None,
-    modality: str | None = None, n_boot: int = 1000,
+    bench: Benchmark, rows: Iterable[Mapping[str, Any]], *, items: Sequence[QAItem] | None = None,
+    model: str | None = None, modality: str | None = None, n_boot: int = 1000,
 ) -> dict:
-    """results.json from sample rows, re-parsing each ``raw`` (a parser fix re-scores old runs)."""
+    """results.json from sample rows, re-parsing each ``raw`` (a parser fix re-scores old runs).
+
+    ``items`` are the items the run covers (default: the whole benchmark); one without a row counts
+    as invalid ("missing") and scores 0: an unanswered item never leaves the denominator.
+    """
     rows = list(rows)
     known = {it.qid for it in bench.items}
     unknown = [r["qid"] for r in rows if r["qid"] not in known]
     if unknown:
         raise KeyError(f"{len(unknown)} predictions name qids not in benchmark {bench.name}: {unknown[:5]}")
     seen = {r["qid"]: r for r in rows}
-    items = [it for it in bench.items if it.qid in seen]
+    items = list(bench.items if items is None else items)
     predictions, reasons = {}, {}
     for it in items:
+        if it.qid not in seen:
+            continue  # build_results scores it as missing
         f = parsed_fields(it, seen[it.qid].get("raw"))
         predictions[it.qid] = f["prediction"]
         reasons[it.qid] = "call_failed" if seen[it.qid].get("error") else f["invalid_reason"]
+    first = rows[0] if rows else {}
     results = build_results(
-        items, predictions, bench.videos, model=model or (rows[0].get("model") if rows else "unknown") or "unknown",
-        bench=bench.name, modality=modality or (rows[0].get("modality") if rows else "full") or "full",
+        items, predictions, bench.videos, model=model or first.get("model") or "unknown",
+        bench=bench.name, modality=modality or first.get("modality") or "full",
         invalid_reasons=reasons, n_boot=n_boot,
     )
-    results["n_missing"] = len(bench.items) - len(items)
+    results["n_missing"] = sum(it.qid not in seen for it in items)
     return results
 
 
@@ -158,7 +165,8 @@ def run_eval(
         finally:
             store.close()
     rows = [store.rows[it.qid] for it in selected if it.qid in store.rows]
-    results = results_from_rows(bench, rows, model=evaluator.name, modality=modality, n_boot=n_boot)
+    results = results_from_rows(bench, rows, items=selected, model=evaluator.name, modality=modality,
+                                n_boot=n_boot)
     results["n_errors"] = sum(1 for r in rows if r.get("error"))
     write_results(out / "results.json", results)
     return results
