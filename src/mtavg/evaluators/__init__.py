@@ -16,8 +16,10 @@ from mtavg.evaluators.base import (
     EvaluatorError,
     MediaRef,
     Modality,
+    PermanentError,
     Request,
     Response,
+    TransientError,
 )
 
 Factory = Callable[[str, Sequence[QAItem], dict[str, Any]], Evaluator]
@@ -76,6 +78,6 @@ def make_evaluator(spec: str, items: Sequence[QAItem] = (), **options: Any) -> E
 
 
 __all__ = [
-    "BASELINES", "MODALITIES", "Evaluator", "EvaluatorError", "MediaRef", "Modality", "Request",
-    "Response", "UnknownModel", "load_plugins", "make_evaluator", "register",
+    "BASELINES", "MODALITIES", "Evaluator", "EvaluatorError", "MediaRef", "Modality", "PermanentError",
+    "Request", "Response", "TransientError", "UnknownModel", "load_plugins", "make_evaluator", "register",
 ]

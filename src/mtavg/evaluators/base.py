@@ -45,15 +45,40 @@ class Request:
 @dataclass
 class Response:
     raw: str
+    #: per generated token: {"token", "logprob", "top_logprobs": [{"token", "logprob"}, ...]}
     logprobs: list[dict[str, Any]] | None = None
+    #: {"prompt_tokens": int, "completion_tokens": int} when the backend reports them
     usage: dict[str, Any] | None = None
+    #: what really went out with the request (the audio-delivery check reads these)
     audio_sent: bool = False
     frames_sent: int = 0
+    #: media parameters as sent (fps, max_pixels, transport, ...), recorded per item
     meta: dict[str, Any] = field(default_factory=dict)
 
 
 class EvaluatorError(RuntimeError):
-    """A backend failed for one request; the run engine records it on that item."""
+    """A backend failed for one request; the run engine records it on that item (type and status).
+
+    ``retryable`` tells the engine whether another attempt may succeed; ``retry_after`` (seconds) is
+    the server's own wish (HTTP Retry-After), which the engine's backoff honours.
+    """
+
+    retryable: bool = False
+
+    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+
+
+class TransientError(EvaluatorError):
+    """Worth retrying: 429, 5xx, timeouts, dropped connections, a truncated or malformed response body."""
+
+    retryable = True
+
+
+class PermanentError(EvaluatorError):
+    """Not worth retrying: bad request, auth, unknown model, media the backend cannot take."""
 
 
 class Evaluator(ABC):
@@ -62,10 +87,18 @@ class Evaluator(ABC):
     name: str
     #: identifies behaviour-changing settings (sampling, frames, seed); part of the response-cache key.
     fingerprint: str = ""
+    #: False for evaluators that never look at media (baselines): the audio-delivery check skips them.
+    consumes_media: bool = True
+    #: deterministic answers may be cached and reused across runs (sampling at temperature > 0 may not).
+    cacheable: bool = True
 
     @abstractmethod
     async def respond(self, request: Request) -> Response:
         """Answer one request. Raise EvaluatorError (or any exception) on failure; never return ""."""
+
+    async def yes_probability(self, request: Request) -> float:
+        """P(Yes) / (P(Yes) + P(No)) for a yes/no question, from next-token scores (AVBench)."""
+        raise NotImplementedError(f"{self.name} cannot score yes/no probabilities")
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
         """Release clients, uploaded files, sessions."""

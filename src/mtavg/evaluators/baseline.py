@@ -23,6 +23,10 @@ from mtavg.bench.schema import QAItem
 from mtavg.evaluators.base import Evaluator, Request, Response
 
 
+class _Baseline(Evaluator):
+    consumes_media = False  # they never look at the clip: no audio-delivery check
+
+
 def _stable_int(*parts: object) -> int:
     return int.from_bytes(hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()[:8], "big")
 
@@ -36,7 +40,7 @@ def _reply(request: Request, answer: Sequence[str], time: Sequence[str] = (), wh
     return Response(raw=json.dumps(body))
 
 
-class RandomBaseline(Evaluator):
+class RandomBaseline(_Baseline):
     def __init__(self, seed: int = 0) -> None:
         self.name, self.seed, self.fingerprint = "baseline:random", seed, f"seed={seed}"
 
@@ -55,7 +59,7 @@ class RandomBaseline(Evaluator):
         return _reply(request, answer, time, "uniform random choice")
 
 
-class AllOptionsBaseline(Evaluator):
+class AllOptionsBaseline(_Baseline):
     def __init__(self) -> None:
         self.name = "baseline:all"
 
@@ -71,7 +75,7 @@ def _words(text: str) -> set[str]:
     return {w for w in _WORD.findall(text.lower()) if w not in _STOP and len(w) > 2}
 
 
-class TextOnlyBaseline(Evaluator):
+class TextOnlyBaseline(_Baseline):
     """Word overlap between question and option text; ties go to the longest option, then label order."""
 
     def __init__(self) -> None:
@@ -89,7 +93,7 @@ class TextOnlyBaseline(Evaluator):
         return _reply(request, sorted(answer), time, "word overlap between question and options")
 
 
-class PriorBaseline(Evaluator):
+class PriorBaseline(_Baseline):
     """Most frequent gold label per (sub-dimension, format), learned on the other fold of videos."""
 
     def __init__(self, items: Sequence[QAItem], seed: int = 0) -> None:
