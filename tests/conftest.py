@@ -89,6 +89,12 @@ def write_bench(root: Path, videos: list[dict], items: list[dict]) -> Path:
     return root
 
 
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    """Tests never touch the user's ~/.cache: response and media caches go to a temp dir."""
+    monkeypatch.setenv("MTAVG_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+
+
 @pytest.fixture(scope="session")
 def tiny_clip(tmp_path_factory) -> Path:
     return write_tiny_clip(tmp_path_factory.mktemp("media") / "clip.mp4")

@@ -16,6 +16,7 @@ import pytest
 
 from mtavg.bench import load_benchmark
 from mtavg.evaluators import BASELINES, Evaluator, Request, Response, make_evaluator
+from mtavg.limits import RetryPolicy
 from mtavg.run import RunConflict, build_request, run_eval
 
 SAMPLE_FIELDS = {"qid", "model", "modality", "raw", "prediction", "valid", "score", "rationale", "error",
@@ -71,6 +72,7 @@ def test_resume_skips_done_items_and_retries_errors(random_bench, tmp_path):
 
     class Flaky(Evaluator):
         name = "test:flaky"
+        consumes_media = False
 
         def __init__(self, fail: set[str]):
             self.fail, self.calls = fail, Counter()
@@ -81,13 +83,16 @@ def test_resume_skips_done_items_and_retries_errors(random_bench, tmp_path):
                 raise ConnectionError("server went away")
             return Response(raw='{"answer": ["A"]}')
 
+    quick = RetryPolicy(max_attempts=2, base_delay_s=0.01)
     first = Flaky({bench.items[0].qid})
-    res = run_eval(bench, first, tmp_path / "r", limit=30, progress=False, n_boot=0)
+    res = run_eval(bench, first, tmp_path / "r", limit=30, progress=False, n_boot=0, policy=quick)
     assert res["n_errors"] == 1 and res["invalid_reasons"].get("call_failed") == 1
+    assert first.calls[bench.items[0].qid] == 2  # a dropped connection is retried once, then recorded
     row = next(r for r in _lines(tmp_path / "r" / "samples.jsonl") if r["error"])
     assert "ConnectionError: server went away" in row["error"] and row["valid"] is False
+    assert row["error_type"] == "ConnectionError" and row["attempts"] == 2
     second = Flaky(set())
-    res = run_eval(bench, second, tmp_path / "r", progress=False, n_boot=0)
+    res = run_eval(bench, second, tmp_path / "r", progress=False, n_boot=0, policy=quick)
     assert set(second.calls) == {bench.items[0].qid} | {it.qid for it in bench.items[30:]}
     qids = Counter(r["qid"] for r in _lines(tmp_path / "r" / "samples.jsonl"))
     assert set(qids.values()) == {1} and len(qids) == len(bench.items) and res["n_errors"] == 0
@@ -128,6 +133,7 @@ PLUGIN = textwrap.dedent('''
 
     class Slow(Evaluator):
         name = "slow:test"
+        consumes_media = False
         async def respond(self, request):
             await asyncio.sleep(0.15)
             return Response(raw=json.dumps({"answer": [next(iter(request.options))], "time": ["A"]}))
@@ -140,7 +146,7 @@ PLUGIN = textwrap.dedent('''
 def test_killed_halfway_then_rerun_gives_every_item_once(random_bench, tmp_path, sig):
     (tmp_path / "slowplugin.py").write_text(PLUGIN)
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "mtavg.cli", "eval", "--bench", str(random_bench), "--model", "slow:test",
+    cmd = [sys.executable, "-m", "mtavg", "eval", "--bench", str(random_bench), "--model", "slow:test",
            "--out", str(out), "--plugin", "slowplugin", "--concurrency", "2", "--no-progress"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

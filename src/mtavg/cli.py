@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -99,73 +99,6 @@ def stats(bench: Annotated[str, typer.Argument(help="benchmark directory or HF d
         console.print(format_stats_table(facts))
 
 
-@app.command(name="eval")
-def eval_(
-    bench: Annotated[str, typer.Option(help="benchmark directory or HF dataset id")],
-    model: Annotated[str, typer.Option(help="KIND:NAME, e.g. baseline:random, openai:NAME, gemini:NAME")],
-    out: Annotated[Path, typer.Option(help="run directory (samples.jsonl, results.json)")],
-    modality: Annotated[str, typer.Option(help="full | no_audio | no_vision | text")] = "full",
-    limit: Annotated[Optional[int], typer.Option(help="first N items only")] = None,  # noqa: UP045
-    concurrency: Annotated[int, typer.Option(help="requests in flight")] = 8,
-    seed: Annotated[int, typer.Option(help="seed for stochastic evaluators")] = 0,
-    plugin: Annotated[Optional[list[str]], typer.Option(help="import MODULE that registers a backend")] = None,  # noqa: UP045
-    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
-) -> None:
-    """Evaluate a model; re-running the same command resumes where it stopped."""
-    from mtavg.evaluators import MODALITIES, UnknownModel, load_plugins, make_evaluator
-    from mtavg.run import RunConflict, run_eval
-
-    if modality not in MODALITIES:
-        _fail(f"unknown modality {modality!r}; choose one of: {', '.join(MODALITIES)}")
-    load_plugins(plugin or ())
-    b = _load(bench)
-    try:
-        evaluator = make_evaluator(model, b.items, seed=seed)
-        results = run_eval(b, evaluator, out, modality=modality, limit=limit, concurrency=concurrency,
-                           progress=progress)
-    except (UnknownModel, RunConflict) as exc:
-        _fail(str(exc))
-    except KeyboardInterrupt:
-        done = sum(1 for _ in (out / "samples.jsonl").open()) if (out / "samples.jsonl").exists() else 0
-        err.print(f"interrupted: {done} item(s) saved in {out / 'samples.jsonl'}; "
-                  "run the same command again to resume")
-        raise typer.Exit(130) from None
-    print_table3([results])
-    console.print(f"samples: {out / 'samples.jsonl'}  results: {out / 'results.json'}  "
-                  f"invalid: {results['n_invalid']}/{results['n_items']}  errors: {results['n_errors']}")
-
-
-@app.command()
-def score(
-    bench: Annotated[str, typer.Option(help="benchmark directory or HF dataset id")],
-    predictions: Annotated[Path, typer.Option(help="samples.jsonl or any file of qid + raw lines")],
-    out: Annotated[Path, typer.Option(help="results.json to write")],
-    model: Annotated[Optional[str], typer.Option(help="model name when the file has none")] = None,  # noqa: UP045
-    only_predicted: Annotated[bool, typer.Option(
-        help="score only the items the file answers (e.g. a --limit run); by default a missing item scores 0"
-    )] = False,
-) -> None:
-    """Rebuild results.json from raw responses (re-parsed), with no model calls."""
-    from mtavg.run import results_from_rows, write_results
-    from mtavg.samples import PredictionsError, read_predictions
-
-    b = _load(bench)
-    try:
-        rows = list(read_predictions(predictions))
-        answered = {r["qid"] for r in rows}
-        items = [it for it in b.items if it.qid in answered] if only_predicted else None
-        results = results_from_rows(b, rows, items=items, model=model)
-    except (PredictionsError, KeyError, OSError) as exc:
-        _fail(str(exc))
-    if results["n_missing"]:
-        err.print(f"[yellow]warning:[/yellow] {results['n_missing']} item(s) have no prediction and score 0 "
-                  "(--only-predicted scores the answered items alone)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_results(out, results)
-    print_table3([results])
-    console.print(f"results: {out}")
-
-
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="where the demo benchmark, runs and report go")] = Path("mtavg-demo"),
@@ -182,9 +115,15 @@ def demo(
     console.print(f"\nbenchmark: {outcome.bench_dir}\nreport: {outcome.report}  ({outcome.seconds:.1f} s)")
 
 
+from mtavg import cli_run  # noqa: E402,F401 - registers eval, ablate, score, judge on `app`
+
+
 def main() -> None:  # pragma: no cover
     app()
 
 
 if __name__ == "__main__":  # pragma: no cover - `python -m mtavg.cli`
-    main()
+    # Run as a script this module is `__main__`; the commands live on the imported `mtavg.cli.app`.
+    from mtavg.cli import main as _main
+
+    _main()

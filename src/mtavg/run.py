@@ -9,18 +9,25 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from mtavg.bench import Benchmark
 from mtavg.bench.schema import QAItem
+from mtavg.cache import ResponseCache, request_key
 from mtavg.evaluators import MODALITIES, Evaluator, MediaRef, Request
+from mtavg.judge import apply_judgements
+from mtavg.limits import RateLimiter, RetryPolicy
+from mtavg.loop import CallOutcome, Ledger, RequestLoop
 from mtavg.media import MediaError, probe
 from mtavg.parse import parse_response
 from mtavg.prompts import render_prompt
 from mtavg.samples import SampleStore
 from mtavg.score import build_results, score_item
+from mtavg.secrets import redact
 
 
 class RunConflict(RuntimeError):
@@ -93,21 +100,63 @@ def results_from_rows(
     return results
 
 
-async def _answer(item: QAItem, bench: Benchmark, evaluator: Evaluator, modality: str) -> dict[str, Any]:
+@dataclass
+class RunOptions:
+    modality: str = "full"
+    limit: int | None = None
+    concurrency: int = 8
+    retry_errors: bool = True  # re-running retries items whose call failed
+    progress: bool = True
+    n_boot: int = 1000
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    rpm: float | None = None
+    tpm: float | None = None
+    use_cache: bool = True
+    cache_path: Path | None = None  # default: $MTAVG_CACHE_DIR/responses.sqlite or ~/.cache/mtavg/
+    price_in: float = 0.0  # USD per million prompt tokens
+    price_out: float = 0.0  # USD per million completion tokens
+    check_audio: bool = True
+
+
+class AudioNotDelivered(RuntimeError):
+    """The clips have audio and the modality wants it, yet no request carried any (or the reverse)."""
+
+
+def _media_hashes(request: Request) -> dict[str, str]:
+    from mtavg.media.prepare import file_sha256
+
+    return {m.video_id: file_sha256(m.path) for m in request.media}
+
+
+async def _answer(item: QAItem, bench: Benchmark, loop: RequestLoop, modality: str) -> dict[str, Any]:
+    evaluator = loop.evaluator
     row: dict[str, Any] = {"qid": item.qid, "model": evaluator.name, "modality": modality}
     start = time.perf_counter()
+    outcome: CallOutcome | None = None
+    clip_audio = False
     try:
         request = await asyncio.to_thread(build_request, item, bench, modality)
-        response = await evaluator.respond(request)
-        if not isinstance(response.raw, str):
-            raise TypeError(f"{evaluator.name} returned raw={type(response.raw).__name__}, expected str")
-        row.update(raw=response.raw, error=None, audio_sent=response.audio_sent,
-                   frames_sent=response.frames_sent, usage=response.usage, logprobs=response.logprobs)
-    except Exception as exc:  # noqa: BLE001 - one item's failure is recorded, the run goes on
-        row.update(raw=None, error=f"{type(exc).__name__}: {exc}", audio_sent=False, frames_sent=0,
-                   usage=None, logprobs=None)
-    row["latency_s"] = round(time.perf_counter() - start, 4)
-    row.update(parsed_fields(item, row["raw"]), cached=False)
+        clip_audio = any(m.has_audio for m in request.media)
+        key = None
+        if loop.cache is not None:
+            key = request_key(evaluator, request, await asyncio.to_thread(_media_hashes, request))
+        outcome = await loop.call(request, key)
+    except Exception as exc:  # noqa: BLE001 - media/prompt failures are recorded on the item
+        row.update(error=redact(f"{type(exc).__name__}: {exc}"), error_type=type(exc).__name__, error_status=None)
+    response = outcome.response if outcome else None
+    if outcome is not None:
+        row.update(error=outcome.error, error_type=outcome.error_type, error_status=outcome.error_status,
+                   attempts=outcome.attempts, retry_history=outcome.history or None)
+    row.update(
+        raw=response.raw if response else None,
+        audio_sent=bool(response and response.audio_sent), frames_sent=response.frames_sent if response else 0,
+        clip_has_audio=clip_audio, media_params=response.meta if response and response.meta else None,
+        usage=response.usage if response else None, logprobs=response.logprobs if response else None,
+        latency_s=round(time.perf_counter() - start, 4), cached=bool(outcome and outcome.cached),
+    )
+    if response is not None and not isinstance(response.raw, str):
+        row.update(raw=None, error=f"TypeError: {evaluator.name} returned raw={type(response.raw).__name__}")
+    row.update(parsed_fields(item, row["raw"]))
     return row
 
 
@@ -125,51 +174,95 @@ def _check_same_run(out: Path, store: SampleStore, model: str, modality: str, be
                               f"choose another --out for {model}/{modality}")
 
 
-async def _run(items: list[QAItem], bench: Benchmark, evaluator: Evaluator, modality: str,
-               store: SampleStore, concurrency: int, on_done) -> None:
-    gate = asyncio.Semaphore(max(1, concurrency))
+async def _run(items: list[QAItem], bench: Benchmark, loop: RequestLoop, modality: str,
+               store: SampleStore, on_done) -> None:
+    # Items wait on the loop's gate, so at most `concurrency` are in flight; a bounded window of
+    # tasks keeps memory flat on 10k-item runs.
+    window = asyncio.Semaphore(max(4 * loop.concurrency, 64))
 
     async def one(item: QAItem) -> None:
-        async with gate:
-            row = await _answer(item, bench, evaluator, modality)
+        async with window:
+            row = await _answer(item, bench, loop, modality)
         store.append(row)  # no await between here and the write: lines never interleave
         on_done(row)
 
     try:
         await asyncio.gather(*(one(it) for it in items))
     finally:
-        await evaluator.aclose()
+        await loop.evaluator.aclose()
 
 
-def run_eval(
-    bench: Benchmark, evaluator: Evaluator, out: Path, *, modality: str = "full", limit: int | None = None,
-    concurrency: int = 8, retry_errors: bool = True, progress: bool = True, n_boot: int = 1000,
-) -> dict:
-    """Evaluate ``evaluator`` on ``bench`` into ``out``; returns results.json's content."""
+def audio_delivery(rows: list[dict[str, Any]], modality: str) -> dict[str, Any]:
+    """Did audio reach the model exactly when the modality says it should?"""
+    answered = [r for r in rows if not r.get("error")]
+    with_audio = [r for r in answered if r.get("clip_has_audio")]
+    sent = sum(1 for r in answered if r.get("audio_sent"))
+    expected = modality in ("full", "no_vision")
+    return {"expected": expected, "clips_with_audio": len(with_audio), "requests_with_audio": sent,
+            "dropped": sum(1 for r in with_audio if not r.get("audio_sent")) if expected else 0,
+            "ok": (sent > 0 or not with_audio) if expected else sent == 0}
+
+
+def run_eval(bench: Benchmark, evaluator: Evaluator, out: Path, options: RunOptions | None = None,
+             **overrides: Any) -> dict:
+    """Evaluate ``evaluator`` on ``bench`` into ``out``; returns results.json's content.
+
+    Raises AudioNotDelivered (after writing results.json) when the audio check fails.
+    """
+    opts = replace(options or RunOptions(), **overrides)
     out.mkdir(parents=True, exist_ok=True)
     store = SampleStore(out / "samples.jsonl")
-    _check_same_run(out, store, evaluator.name, modality, bench.name)
+    _check_same_run(out, store, evaluator.name, opts.modality, bench.name)
     (out / "run.json").write_text(json.dumps({
-        "model": evaluator.name, "modality": modality, "bench": bench.name, "bench_root": str(bench.root),
-        "fingerprint": evaluator.fingerprint, "limit": limit,
+        "model": evaluator.name, "modality": opts.modality, "bench": bench.name, "bench_root": str(bench.root),
+        "fingerprint": evaluator.fingerprint, "limit": opts.limit,
     }, indent=1))
-    if retry_errors:
+    if opts.retry_errors:
         store.drop({q for q, r in store.rows.items() if r.get("error")})
-    selected = bench.items[:limit] if limit else bench.items
+    selected = bench.items[:opts.limit] if opts.limit else bench.items
     todo = [it for it in selected if it.qid not in store.rows]
+    cache = ResponseCache(opts.cache_path) if opts.use_cache and evaluator.cacheable else None
+    ledger = Ledger(price_in=opts.price_in, price_out=opts.price_out)
+    loop = RequestLoop(evaluator, concurrency=opts.concurrency, policy=opts.policy,
+                       limiter=RateLimiter(opts.rpm, opts.tpm), cache=cache, ledger=ledger)
     from mtavg.progress import ItemProgress
 
-    with ItemProgress(len(selected), done=len(selected) - len(todo), label=evaluator.name, enabled=progress) as bar:
+    with ItemProgress(len(selected), done=len(selected) - len(todo), label=evaluator.name,
+                      enabled=opts.progress, ledger=ledger) as bar:
         try:
-            asyncio.run(_run(todo, bench, evaluator, modality, store, concurrency, bar.advance))
+            asyncio.run(_run(todo, bench, loop, opts.modality, store, bar.advance))
         finally:
             store.close()
+            if cache is not None:
+                cache.close()
     rows = [store.rows[it.qid] for it in selected if it.qid in store.rows]
-    results = results_from_rows(bench, rows, items=selected, model=evaluator.name, modality=modality,
-                                n_boot=n_boot)
+    results = results_from_rows(bench, rows, items=selected, model=evaluator.name, modality=opts.modality,
+                                n_boot=opts.n_boot)
     results["n_errors"] = sum(1 for r in rows if r.get("error"))
+    results["errors_by_type"] = dict(Counter(r.get("error_type") or "?" for r in rows if r.get("error")))
+    results["usage"] = usage_summary(rows, opts.price_in, opts.price_out)
+    results["session"] = ledger.as_dict()
+    check = audio_delivery(rows, opts.modality) if evaluator.consumes_media else None
+    results["audio_delivery"] = check
+    apply_judgements(results, out, selected)
     write_results(out / "results.json", results)
+    if opts.check_audio and check is not None and not check["ok"]:
+        raise AudioNotDelivered(
+            f"{evaluator.name} / modality {opts.modality}: {check['clips_with_audio']} clips have audio, "
+            f"{check['requests_with_audio']} requests carried audio" + (
+                "; the model never heard the clips — fix the backend options or pass --modality no_audio"
+                if check["expected"] else "; audio leaked into an ablation that must not carry it"))
     return results
+
+
+def usage_summary(rows: list[dict[str, Any]], price_in: float, price_out: float) -> dict[str, Any]:
+    """Tokens and cost over all of a run's rows (resumed sessions included); cached rows cost nothing."""
+    fresh = [r for r in rows if not r.get("cached")]
+    p = sum(int((r.get("usage") or {}).get("prompt_tokens") or 0) for r in fresh)
+    c = sum(int((r.get("usage") or {}).get("completion_tokens") or 0) for r in fresh)
+    return {"prompt_tokens": p, "completion_tokens": c, "cached_items": len(rows) - len(fresh),
+            "cost_usd": round((p * price_in + c * price_out) / 1e6, 6),
+            "prices_per_million": {"input": price_in, "output": price_out}}
 
 
 def write_results(path: Path, results: dict) -> None:

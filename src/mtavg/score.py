@@ -114,17 +114,14 @@ def _table(scores: list[ItemScore], clusters: Mapping[str, int], n_boot: int, se
     }
 
 
-def _temporal(scores: list[ItemScore], judge: Mapping[str, float] | None) -> dict:
+def _temporal(scores: list[ItemScore]) -> dict:
+    """Table 5's PIA and TLA; RC needs judges (mtavg.judge fills it in), so it starts null."""
     temporal = [s for s in scores if s.format == "temporal"]
-    rc = None
-    if judge:
-        # judge values are Likert 1-5 already averaged over judges; missing ones count as the floor (1).
-        rc = _pct(_mean(judge.get(s.qid, 1.0) / 5.0 for s in temporal))
     return {
         "n": len(temporal),
         "PIA": _pct(_mean(s.score for s in temporal)),
         "TLA": _pct(_mean(s.tla or 0.0 for s in temporal)),
-        "RC": rc,
+        "RC": None,
     }
 
 
@@ -136,7 +133,7 @@ def _breakdown(
         key = key_of(item)
         if key is not None:
             groups.setdefault(key, []).append(s)
-    return {k: {**_table(v, clusters, n_boot, seed), "temporal": _temporal(v, None)} for k, v in sorted(groups.items())}
+    return {k: {**_table(v, clusters, n_boot, seed), "temporal": _temporal(v)} for k, v in sorted(groups.items())}
 
 
 def build_results(
@@ -148,7 +145,6 @@ def build_results(
     bench: str,
     modality: str = "full",
     invalid_reasons: Mapping[str, str | None] | None = None,
-    judge_scores: Mapping[str, float] | None = None,
     n_boot: int = 1000,
     seed: int = 0,
 ) -> dict:
@@ -181,7 +177,7 @@ def build_results(
         "n_invalid": sum(not s.valid for s in scores),
         "invalid_reasons": dict(sorted(reasons.items())),
         **_table(scores, clusters, n_boot, seed),
-        "temporal": _temporal(scores, judge_scores),
+        "temporal": _temporal(scores),
         "multi_strict": {
             "jaccard": _pct(_mean(s.jaccard or 0.0 for s in multi)),
             "exact": _pct(_mean(s.exact or 0.0 for s in multi)),

@@ -25,6 +25,7 @@ from mtavg.evaluators.base import Evaluator, Request, Response
 
 class _Baseline(Evaluator):
     consumes_media = False  # they never look at the clip: no audio-delivery check
+    cacheable = False  # instant and deterministic: caching would only fill the cache
 
 
 def _stable_int(*parts: object) -> int:

@@ -59,3 +59,19 @@ def temporal_markdown(results: Sequence[dict]) -> str:
             f"{_cell(r.get('select_all_rate'))} | {r.get('n_invalid', 0)}/{r.get('n_items', 0)} |"
         )
     return "\n".join(lines)
+
+
+MODALITY_LABELS = {"full": "Full input", "no_audio": "w/o Audio", "no_vision": "w/o Vision", "text": "Text-only"}
+
+
+def table6_markdown(results: Sequence[dict]) -> str:
+    """Table 6 (modality ablation): one row per setting; Acting / Atmosphere / Cinematography / Avg."""
+    tax = load_taxonomy()
+    cats = list(tax.categories)
+    header = ["Setting", *(tax.categories[c].name for c in cats), "Avg"]
+    lines = [f"Modality ablation for {results[0]['model'] if results else '?'} (sub-dimension mean as Avg)", "",
+             "| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+    for r in results:
+        cells = [_cell(r.get("categories", {}).get(c)) for c in cats] + [_cell(r.get("overall"))]
+        lines.append(f"| {MODALITY_LABELS.get(r['modality'], r['modality'])} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
