@@ -51,6 +51,31 @@ def _baseline(name: str, items: Sequence[QAItem], options: dict[str, Any]) -> Ev
 
 register("baseline", _baseline)
 
+
+def _lazy(kind: str, module: str, extra: str) -> Factory:
+    """A stub that imports a backend module on first use; the module registers its real factory."""
+
+    def load(name: str, items: Sequence[QAItem], options: dict[str, Any]) -> Evaluator:
+        from importlib import import_module
+
+        try:
+            import_module(module)
+        except ImportError as exc:
+            raise UnknownModel(f"the {kind!r} backend needs `pip install 'mtavg-bench[{extra}]'` ({exc})") from exc
+        if _REGISTRY[kind] is load:
+            raise UnknownModel(f"{module} did not register the {kind!r} backend")
+        return _REGISTRY[kind](name, items, options)
+
+    return load
+
+
+for _kind, _module, _extra in (
+    ("openai", "mtavg.evaluators.openai_backend", "openai"),
+    ("gemini", "mtavg.evaluators.gemini_backend", "gemini"),
+    ("hf", "mtavg.evaluators.hf_backend", "hf"),
+):
+    register(_kind, _lazy(_kind, _module, _extra))
+
 BASELINES: tuple[str, ...] = ("baseline:random", "baseline:prior", "baseline:text", "baseline:all")
 
 
