@@ -167,3 +167,20 @@ def test_cli_eval_with_backend_options_and_ledger(random_bench, tmp_path):
     assert usage["prompt_tokens"] > 0 and usage["cost_usd"] == pytest.approx(
         (usage["prompt_tokens"] * 1.5 + usage["completion_tokens"] * 6) / 1e6, abs=1e-6)
     assert "cost $" in res.output
+
+
+def test_cli_judge_through_an_openai_judge_fills_rc(random_bench, tmp_path):
+    runner = CliRunner()
+    res = runner.invoke(app, ["eval", "--bench", str(random_bench), "--model", "baseline:random",
+                              "--out", str(tmp_path / "r"), "--no-progress"])
+    assert res.exit_code == 0
+    with FakeOpenAIServer(responder=lambda body: '{"score": 4, "rationale": "supported"}') as srv:
+        res = runner.invoke(app, ["judge", str(tmp_path / "r"), "--judge", "openai:judge-a", "--judge",
+                                  "openai:judge-b", "--base-url", srv.base_url, "--no-progress"])
+        n_temporal = sum(1 for it in load_benchmark(random_bench).items if it.format == "temporal")
+        assert res.exit_code == 0, res.output
+        assert len(srv.log) == 2 * n_temporal
+        assert all(r["n_video_parts"] == 0 and "Annotated evidence" in r["text"] for r in srv.log)
+    results = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert results["temporal"]["RC"] == 80.0 and results["temporal"]["RC_n"] == n_temporal
+    assert set(results["temporal"]["RC_judges"]) == {"openai:judge-a", "openai:judge-b"}
