@@ -6,10 +6,10 @@ Run: python benchmarks/bench_score.py  -> prints seconds and writes benchmarks/r
 from __future__ import annotations
 
 import json
-import platform
 import random
 import time
-from pathlib import Path
+
+from _results import save
 
 from mtavg.bench.schema import QAItem, Video
 from mtavg.parse import parse_response
@@ -78,11 +78,8 @@ def main() -> None:
         full.append(time.perf_counter() - start)
     out = {"n_items": len(items), "n_videos": len(videos), "n_boot": 1000, "seconds_best": round(min(timings), 3),
            "seconds_all": [round(t, 3) for t in timings], "parse_and_score_seconds_best": round(min(full), 3),
-           "parse_and_score_seconds_all": [round(t, 3) for t in full], "overall": res["overall"],
-           "python": platform.python_version(), "machine": platform.machine()}
-    path = Path(__file__).parent / "results" / "bench_score.json"
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(json.dumps(out, indent=1) + "\n")
+           "parse_and_score_seconds_all": [round(t, 3) for t in full], "overall": res["overall"]}
+    path = save("bench_score", out)
     print(f"scored {len(items)} items with clustered bootstrap CIs (1000 resamples, incl. by-generator and "
           f"by-setting tables): best {out['seconds_best']} s of {out['seconds_all']}; re-parsing raw text too: "
           f"best {out['parse_and_score_seconds_best']} s of {out['parse_and_score_seconds_all']}  -> {path}")

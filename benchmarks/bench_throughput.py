@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _results import save
+
 from mtavg.bench import load_benchmark
 from mtavg.evaluators import make_evaluator
 from mtavg.run import run_eval
@@ -78,9 +80,7 @@ def main() -> None:
         "cached_rerun_cache_hits": warm["session"]["cached"],
         "resume_finished_run_seconds": round(resume_s, 3), "resume_model_calls": resume["session"]["calls"],
     }
-    path = Path(__file__).parent / "results" / "bench_throughput.json"
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(json.dumps(out, indent=1) + "\n")
+    path = save("bench_throughput", out)
     print(f"{args.items} items, C={args.concurrency}, L={args.latency}s: {out['cold_items_per_s']} items/s "
           f"= {out['fraction_of_ceiling']:.0%} of C/L={limit:.0f}; {out['cold_model_calls']} calls, "
           f"{out['cold_errors']} errors")
