@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from conftest import write_tiny_clip
-from mtavg.media import MediaError, prepare
+from mtavg.media import EmptyMedia, MediaError, OddSizeMedia, prepare, probe
+from mtavg.media import cache as media_cache
 from mtavg.media.prepare import (
     audio_wav,
     decode_clip,
@@ -181,6 +182,46 @@ def test_no_audio_cases(mute_clip, cache):
     assert video_without_audio(mute_clip, cache_dir=cache) == mute_clip
 
 
+def test_container_without_frames_is_empty(tmp_path):
+    path = tmp_path / "noframes.mp4"
+    with av.open(str(path), "w", format="mp4") as c:
+        v = c.add_stream("libx264", rate=8)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        c.start_encoding()  # header and index, but not a single frame
+    for call in (probe, decode_clip):
+        with pytest.raises(EmptyMedia, match="noframes.mp4"):
+            call(path)
+
+
+def _encode_frames(path: Path, w: int, h: int, n: int, pix_fmt: str = "yuv420p") -> Path:
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("libx264", rate=8)
+        v.width, v.height, v.pix_fmt = w, h, pix_fmt
+        for i in range(n):
+            img = (np.arange(h * w * 3).reshape(h, w, 3) * (i + 1) % 251).astype(np.uint8)
+            for p in v.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                c.mux(p)
+        for p in v.encode():
+            c.mux(p)
+    return path
+
+
+def test_odd_sizes_are_flagged_and_cropped_beyond_8k_refused(tmp_path):
+    odd = _encode_frames(tmp_path / "odd.mp4", 63, 47, 4, "yuv444p")  # 4:4:4 can hold odd sizes
+    info = probe(odd)
+    assert info.odd_size and (info.width, info.height) == (63, 47)
+    d = decode_clip(odd, n_frames=4, with_audio=False)
+    assert d.frames.shape == (4, 46, 62, 3)  # even dims, by dropping the odd row/column: pixel-exact
+    times, frames = all_frames(odd)
+    for t, img in zip(d.frame_times, d.frames, strict=True):
+        np.testing.assert_array_equal(img, frames[times.index(t)][:46, :62])
+    assert decode_clip(odd, n_frames=1, max_pixels=500).frames.shape[1:3] == (18, 24)
+    wide = _encode_frames(tmp_path / "wide.mp4", 8200, 16, 1)
+    for call in (probe, decode_clip):
+        with pytest.raises(OddSizeMedia, match="wide.mp4"):
+            call(wide)
+
+
 # --- cached derived files ----------------------------------------------------------------------
 
 def test_video_without_audio(clip, cache):
@@ -244,7 +285,7 @@ def test_file_sha256_memoised(tmp_path, monkeypatch):
     f = tmp_path / "x.bin"
     f.write_bytes(b"abc")
     assert file_sha256(f) == hashlib.sha256(b"abc").hexdigest()
-    monkeypatch.setattr(prepare.hashlib, "sha256", lambda: pytest.fail("hashed twice"))
+    monkeypatch.setattr(media_cache.hashlib, "sha256", lambda: pytest.fail("hashed twice"))
     assert file_sha256(str(f)) == hashlib.new("sha256", b"abc").hexdigest()
     monkeypatch.undo()
     f.write_bytes(b"abcd")  # new size -> new key -> rehash
@@ -276,3 +317,20 @@ def test_real_clip_2fps():
     _, h, w, c = d.frames.shape
     assert c == 3 and h * w <= 360 * 420 and h % 2 == 0 and w % 2 == 0
     assert len(d.audio) / 16000 == pytest.approx(d.duration_s, abs=0.2)
+
+
+@pytest.mark.skipif(not os.environ.get("MTAVG_REAL_CLIPS"), reason="set MTAVG_REAL_CLIPS to use real clips")
+def test_real_clips_sparse_frames_equal_full_decode_and_facts():
+    for path in sorted(Path(os.environ["MTAVG_REAL_CLIPS"]).glob("*.mp4"))[:4]:
+        info = probe(path)
+        assert not info.vfr and info.n_frames and info.audio_rate and info.video_codec == "h264"
+        times, frames = all_frames(path)
+        times = np.array(times)
+        d = decode_clip(path, n_frames=16)
+        for target, t, img in zip(frame_times_for(d.duration_s, fps=None, n_frames=16, max_frames=64),
+                                  d.frame_times, d.frames, strict=True):
+            i = max(int(np.searchsorted(times, target + 1e-6, side="right")) - 1, 0)  # on screen
+            assert t == times[i]
+            np.testing.assert_array_equal(img, frames[i])
+        seg = decode_clip(path, fps=4, start_s=3.0, end_s=5.0)
+        assert np.all((seg.frame_times >= 3.0) & (seg.frame_times < 5.0)) and len(seg.audio) == 32000

@@ -115,7 +115,7 @@ def demo(
     console.print(f"\nbenchmark: {outcome.bench_dir}\nreport: {outcome.report}  ({outcome.seconds:.1f} s)")
 
 
-from mtavg import cli_run  # noqa: E402,F401 - registers eval, ablate, score, judge on `app`
+from mtavg import cli_metrics, cli_run  # noqa: E402,F401 - register eval, ablate, score, judge, metrics
 
 
 def main() -> None:  # pragma: no cover

@@ -22,7 +22,10 @@ class DemoOutcome:
     seconds: float
 
 
-def run_demo(out: Path, *, seed: int = 0, models: Sequence[str] = BASELINES, progress: bool = True) -> DemoOutcome:
+DEMO_MODELS: tuple[str, ...] = (*BASELINES, "signal")
+
+
+def run_demo(out: Path, *, seed: int = 0, models: Sequence[str] = DEMO_MODELS, progress: bool = True) -> DemoOutcome:
     """Build the demo benchmark under ``out/bench`` (reused when present), evaluate, and report."""
     start = time.perf_counter()
     bench_dir = out / "bench"
@@ -33,6 +36,6 @@ def run_demo(out: Path, *, seed: int = 0, models: Sequence[str] = BASELINES, pro
     for spec in models:
         evaluator = make_evaluator(spec, bench.items, seed=seed)
         run_dir = out / "runs" / spec.replace(":", "_")
-        results.append(run_eval(bench, evaluator, run_dir, progress=progress))
+        results.append(run_eval(bench, evaluator, run_dir, progress=progress, concurrency=2))
     report = write_report(results, out / "report", title="mtavg demo — embedded synthetic benchmark")
     return DemoOutcome(bench_dir, report, results, time.perf_counter() - start)

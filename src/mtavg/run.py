@@ -22,7 +22,7 @@ from mtavg.evaluators import MODALITIES, Evaluator, MediaRef, Request
 from mtavg.judge import apply_judgements
 from mtavg.limits import RateLimiter, RetryPolicy
 from mtavg.loop import CallOutcome, Ledger, RequestLoop
-from mtavg.media import MediaError, probe
+from mtavg.media import NoAudioStream, probe
 from mtavg.parse import parse_response
 from mtavg.prompts import render_prompt
 from mtavg.samples import SampleStore
@@ -43,7 +43,7 @@ def build_request(item: QAItem, bench: Benchmark, modality: str) -> Request:
         for i, vid in enumerate(item.video_ids, 1):
             info = probe(bench.video_path(vid))
             if modality != "no_audio" and not info.has_audio:
-                raise MediaError(f"{bench.video_path(vid)}: no audio stream (needed for modality {modality!r})")
+                raise NoAudioStream(f"{bench.video_path(vid)}: no audio stream (needed for modality {modality!r})")
             media.append(MediaRef(
                 video_id=vid, path=bench.video_path(vid),
                 role=f"Clip {i}" if len(item.video_ids) > 1 else "Clip",
@@ -148,7 +148,8 @@ async def _answer(item: QAItem, bench: Benchmark, loop: RequestLoop, modality: s
             key = request_key(evaluator, request, hashes)
         outcome = await loop.call(request, key)
     except Exception as exc:  # noqa: BLE001 - media/prompt failures are recorded on the item
-        row.update(error=redact(f"{type(exc).__name__}: {exc}"), error_type=type(exc).__name__, error_status=None)
+        row.update(error=redact(f"{type(exc).__name__}: {exc}"), error_type=type(exc).__name__, error_status=None,
+                   error_code=getattr(exc, "code", None))
     response = outcome.response if outcome else None
     if outcome is not None:
         row.update(error=outcome.error, error_type=outcome.error_type, error_status=outcome.error_status,

@@ -73,6 +73,7 @@ for _kind, _module, _extra in (
     ("openai", "mtavg.evaluators.openai_backend", "openai"),
     ("gemini", "mtavg.evaluators.gemini_backend", "gemini"),
     ("hf", "mtavg.evaluators.hf_backend", "hf"),
+    ("signal", "mtavg.evaluators.signal", "vad"),
 ):
     register(_kind, _lazy(_kind, _module, _extra))
 

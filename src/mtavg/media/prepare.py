@@ -1,115 +1,57 @@
-"""Turn clips into what evaluators and metrics consume: frames, audio, muted remuxes, WAVs.
+"""Turn clips into what evaluators and metrics consume: frames, audio, muted remuxes, WAVs, segments.
 
-One forward demux/decode pass per clip (``decode_clip``); derived files are content-addressed
-(sha256 of the clip) in an on-disk cache and written atomically, so concurrent workers are safe.
+One forward demux/decode pass per clip (``decode_clip``, in ``decode``); derived files are content-addressed
+(sha256 of the clip) in an on-disk cache (``cache``) and written atomically, so concurrent workers are safe.
+This module is the stable import point for all of it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
-import math
-import os
-import tempfile
-import threading
 import wave
-from collections.abc import Callable
-from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
-from mtavg.media import MediaError, probe
+from mtavg.media import (
+    EmptyMedia,
+    MediaError,
+    NoAudioStream,
+    NoVideoStream,
+    TruncatedMedia,
+    UnreadableMedia,
+    check_file,
+    probe,
+)
+from mtavg.media.cache import cache_root, cached_file, file_sha256, media_cache_dir
+from mtavg.media.decode import DecodedClip, decode_clip, fit_pixels, frame_times_for
 
-_hash_memo: dict[tuple[str, int, int], str] = {}
-_hash_lock = threading.Lock()
-_key_locks: dict[str, threading.Lock] = {}
-
-
-def media_cache_dir() -> Path:
-    """$MTAVG_CACHE_DIR/media if set, else ~/.cache/mtavg/media; created on demand."""
-    root = os.environ.get("MTAVG_CACHE_DIR")
-    path = Path(root) / "media" if root else Path.home() / ".cache" / "mtavg" / "media"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def _check_file(path: str | Path) -> Path:
-    path = Path(path)
-    if not path.is_file():
-        raise MediaError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise MediaError(f"{path}: zero-length file")
-    return path
+__all__ = [
+    "DecodedClip", "MediaError", "audio_wav", "clip_segment", "decode_clip", "file_sha256", "frame_times_for",
+    "jpeg_bytes", "media_cache_dir", "video_without_audio", "wav_bytes",
+]
 
 
-def file_sha256(path: str | Path) -> str:
-    """Hex sha256 of the file; memoised by (resolved path, size, mtime_ns) so a clip is hashed once."""
-    path = _check_file(path)
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    with _hash_lock:
-        if key in _hash_memo:
-            return _hash_memo[key]
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    digest = h.hexdigest()
-    with _hash_lock:
-        _hash_memo[key] = digest
-    return digest
-
-
-def _cached(target: Path, write: Callable[[Path], None]) -> Path:
-    """Return ``target``, producing it with ``write(tmp)`` + os.replace if absent.
-
-    The temp file lives in the same directory so the replace is atomic; the per-key lock only
-    saves threads of this process from doing the same work twice (other processes stay safe).
-    """
-    if target.is_file():
-        return target
-    with _hash_lock:
-        lock = _key_locks.setdefault(str(target), threading.Lock())
-    with lock:
-        if target.is_file():
-            return target
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        os.close(fd)
-        tmp = Path(tmp_name)
-        try:
-            write(tmp)
-            os.chmod(tmp, 0o644)  # mkstemp makes 0600; a shared cache should be readable
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
-    return target
-
-
-def video_without_audio(path: str | Path, cache_dir: Path | None = None) -> Path:
+def video_without_audio(path: str | Path, cache_dir: str | Path | None = None) -> Path:
     """The clip's video stream alone, remuxed (stream copy) into an mp4; the input if it has no audio."""
     import av
 
-    path = _check_file(path)
-    target = (cache_dir or media_cache_dir()) / f"{file_sha256(path)}-noaudio.mp4"
+    path = check_file(path)
+    target = cache_root(cache_dir) / f"{file_sha256(path)}-noaudio.mp4"
     if target.is_file():
         return target
-    info = probe(path)  # cheap, cached, and raises MediaError naming the file
+    info = probe(path)  # cheap, cached, and raises a typed MediaError naming the file
     if not info.has_audio:
         return path
     if not info.has_video:
-        raise MediaError(f"{path}: no video stream")
+        raise NoVideoStream.at(path, "no video stream")
 
     def write(tmp: Path) -> None:
         try:
             with av.open(str(path)) as src, av.open(str(tmp), "w", format="mp4") as dst:
                 vin = src.streams.video[0]
-                # add_stream_from_template is PyAV >= 13; older versions take template= instead
-                if hasattr(dst, "add_stream_from_template"):
-                    vout = dst.add_stream_from_template(vin)
-                else:  # pragma: no cover
-                    vout = dst.add_stream(template=vin)
+                vout = dst.add_stream_from_template(vin)
                 copied = 0
                 for packet in src.demux(vin):
                     if packet.dts is None:  # the demuxer's end-of-stream flush packet
@@ -118,195 +60,165 @@ def video_without_audio(path: str | Path, cache_dir: Path | None = None) -> Path
                     dst.mux(packet)
                     copied += 1
         except av.error.FFmpegError as exc:
-            raise MediaError(f"{path}: cannot remux ({exc})") from exc
+            raise UnreadableMedia.at(path, f"cannot remux ({exc})") from exc
         # a stream copy never decodes, so a cut-short file shows only as missing packets
         if vin.frames and copied < vin.frames:
-            raise MediaError(f"{path}: truncated ({copied} of {vin.frames} video packets)")
+            raise TruncatedMedia.at(path, f"truncated ({copied} of {vin.frames} video packets)")
 
-    return _cached(target, write)
+    return cached_file(target, write)
 
 
-def audio_wav(path: str | Path, sample_rate: int = 16000, cache_dir: Path | None = None) -> Path:
+def audio_wav(path: str | Path, sample_rate: int = 16000, cache_dir: str | Path | None = None) -> Path:
     """The audio track as mono PCM16 WAV at ``sample_rate``, cached as <sha256>-<rate>.wav."""
-    path = _check_file(path)
-    target = (cache_dir or media_cache_dir()) / f"{file_sha256(path)}-{sample_rate}.wav"
+    path = check_file(path)
+    target = cache_root(cache_dir) / f"{file_sha256(path)}-{sample_rate}.wav"
 
     def write(tmp: Path) -> None:
+        if not probe(path).has_audio:
+            raise NoAudioStream.at(path, "no audio stream")
         clip = decode_clip(path, sample_rate=sample_rate, with_video=False)
-        if clip.audio is None:
-            raise MediaError(f"{path}: no audio stream")
+        if clip.audio is None:  # pragma: no cover - probe said there is audio
+            raise NoAudioStream.at(path, "no audio stream")
         tmp.write_bytes(wav_bytes(clip.audio, sample_rate))
 
-    return _cached(target, write)
+    return cached_file(target, write)
 
 
-@dataclass(frozen=True)
-class DecodedClip:
-    frames: np.ndarray | None  # (T, H, W, 3) uint8 RGB, or None when with_video=False
-    frame_times: np.ndarray  # (T,) seconds from the video start of each sampled frame
-    audio: np.ndarray | None  # (N,) float32 mono in [-1, 1] at sample_rate, or None
-    sample_rate: int
-    duration_s: float
-    source_fps: float | None
+def clip_segment(path: str | Path, start_s: float, end_s: float, cache_dir: str | Path | None = None) -> Path:
+    """An mp4 of [start_s, end_s) of the clip (H.264 + AAC, re-encoded), cached; for sending one segment.
 
-
-def frame_times_for(duration_s: float, *, fps: float | None, n_frames: int | None, max_frames: int) -> np.ndarray:
-    """Target times (s): ``n_frames`` segment centres, or every 1/fps s from 0; at most ``max_frames``.
-
-    Segment centres rather than endpoints so the last target is inside the clip, never at its end.
+    The frame on screen at start_s opens the segment at t=0; later frames keep their offsets (VFR stays VFR).
     """
-    if n_frames is None and fps is None:
-        n_frames = 8
-    if max_frames < 1 or (n_frames is not None and n_frames < 1) or (fps is not None and fps <= 0):
-        raise ValueError("n_frames, fps and max_frames must be positive")
-    if duration_s <= 0:  # unknown length: the first frame is all we can promise
-        return np.zeros(1)
-    if n_frames is not None:
-        n = min(n_frames, max_frames)
-        return (np.arange(n) + 0.5) * (duration_s / n)
-    assert fps is not None
-    times = np.arange(math.ceil(duration_s * fps - 1e-9)) / fps
-    if len(times) > max_frames:  # evenly thin, keeping the first and last
-        times = times[np.round(np.linspace(0, len(times) - 1, max_frames)).astype(int)]
-    return times
+    path = check_file(path)
+    if not 0 <= start_s < end_s:
+        raise ValueError(f"bad segment [{start_s}, {end_s}): need 0 <= start_s < end_s")
+    name = f"{file_sha256(path)}-seg-{round(start_s * 1000)}-{round(end_s * 1000)}.mp4"
+    target = cache_root(cache_dir) / name
+    if target.is_file():
+        return target
+    info = probe(path)
+    if info.duration_s and start_s >= info.duration_s:
+        raise ValueError(f"{path}: segment starts at {start_s} s, after the clip's end ({info.duration_s} s)")
+    return cached_file(target, lambda tmp: _encode_segment(path, tmp, start_s, end_s))
 
 
-def _fit_pixels(width: int, height: int, max_pixels: int | None) -> tuple[int, int]:
-    """Keep aspect, even dims, width*height <= max_pixels (no upscaling)."""
-    if max_pixels is None or width * height <= max_pixels:
-        return width, height
-    scale = math.sqrt(max_pixels / (width * height))
-    return max(2, int(width * scale) // 2 * 2), max(2, int(height * scale) // 2 * 2)
-
-
-def _stream_seconds(stream) -> float | None:
-    if stream is not None and stream.duration and stream.time_base:
-        return float(stream.duration * stream.time_base)
-    return None
-
-
-def _check_complete(path: Path, kind: str, decoded_s: float, stream) -> None:
-    """A file cut short (index intact, media data missing) decodes 'fine' but ends early: refuse it.
-
-    Only against the stream's own declared length: the container's may be another stream's.
-    """
-    declared_s = _stream_seconds(stream)
-    if declared_s is not None and declared_s - decoded_s > max(0.5, 0.1 * declared_s):
-        raise MediaError(f"{path}: truncated ({kind} ends at {decoded_s:.2f} s of {declared_s:.2f} s)")
-
-
-def decode_clip(
-    path: str | Path,
-    *,
-    fps: float | None = None,
-    n_frames: int | None = None,
-    max_frames: int = 64,
-    max_pixels: int | None = None,
-    sample_rate: int = 16000,
-    with_video: bool = True,
-    with_audio: bool = True,
-) -> DecodedClip:
-    """Sampled RGB frames and the whole audio track (mono float32), in one forward demux pass."""
+def _encode_segment(path: Path, tmp: Path, start_s: float, end_s: float) -> None:
     import av
 
-    path = _check_file(path)
     try:
-        with av.open(str(path)) as container:
-            return _decode(container, path, fps, n_frames, max_frames, max_pixels, sample_rate,
-                           with_video, with_audio)
+        with av.open(str(path)) as src, av.open(str(tmp), "w", format="mp4") as dst:
+            _SegmentWriter(src, dst, path, start_s, end_s).run()
     except av.error.FFmpegError as exc:
-        raise MediaError(f"{path}: cannot decode ({exc})") from exc
+        raise UnreadableMedia.at(path, f"cannot cut segment ({exc})") from exc
 
 
-def _decode(container, path: Path, fps, n_frames, max_frames, max_pixels, sample_rate,
-            with_video: bool, with_audio: bool) -> DecodedClip:
+class _SegmentWriter:
+    def __init__(self, src, dst, path: Path, start_s: float, end_s: float) -> None:
+        import av
+
+        self.src, self.dst, self.path, self.start, self.end = src, dst, path, start_s, end_s
+        self.vin = src.streams.video[0] if src.streams.video else None
+        self.ain = src.streams.audio[0] if src.streams.audio else None
+        ref = self.vin or self.ain
+        self.t0 = float(ref.start_time * ref.time_base) if ref is not None and ref.start_time is not None else 0.0
+        self.vout = self.aout = None
+        if self.vin is not None:
+            cc = self.vin.codec_context
+            self.size = fit_pixels(cc.width, cc.height, None)  # x264 4:2:0 wants even dims
+            self.vout = dst.add_stream("libx264", rate=self.vin.average_rate or 25)
+            self.vout.width, self.vout.height = self.size
+            self.vout.pix_fmt = "yuv420p"
+            self.vout.time_base = self.vout.codec_context.time_base = self.vin.time_base
+            self.vout.options = {"crf": "18", "preset": "veryfast"}
+            self.vin.thread_type = "AUTO"
+        if self.ain is not None:
+            rate = self.ain.codec_context.sample_rate or 48000
+            self.layout = "mono" if (self.ain.codec_context.channels or 1) == 1 else "stereo"
+            self.aout = dst.add_stream("aac", rate=rate, layout=self.layout)
+            self.resampler = av.AudioResampler(format="fltp", layout=self.layout, rate=rate)
+        self.held = None  # the last frame at or before start: it is on screen when the segment begins
+        self.n_video = 0
+        self.audio: list[np.ndarray] = []
+        self.audio_first: float | None = None
+
+    def run(self) -> None:
+        streams = [s for s in (self.vin, self.ain) if s is not None]
+        if self.start > 0.1:
+            s = streams[0]
+            self.src.seek(int((self.start - 0.1 + self.t0) / s.time_base), stream=s, backward=True, any_frame=False)
+        v_done, a_done = self.vin is None, self.ain is None
+        for packet in self.src.demux(*streams):
+            if packet.stream is self.vin and not v_done:
+                for frame in packet.decode():
+                    v_done = v_done or self._video(frame)
+            elif packet.stream is self.ain and not a_done:
+                for frame in packet.decode():
+                    t = float(frame.time) - self.t0 if frame.time is not None else None
+                    if t is not None and t >= self.end:
+                        a_done = True
+                        break
+                    if self.audio_first is None and t is not None:
+                        self.audio_first = t
+                    self.audio.extend(f.to_ndarray() for f in self.resampler.resample(frame))
+            if v_done and a_done:
+                break
+        if self.vout is not None:
+            if self.held is not None:  # nothing after start: the held frame is the whole segment
+                self._emit(self.held, self.start)
+            if self.n_video == 0:
+                raise EmptyMedia.at(self.path, f"no video frames in [{self.start}, {self.end}) s")
+            for p in self.vout.encode():
+                self.dst.mux(p)
+        if self.aout is not None:
+            self._write_audio()
+
+    def _video(self, frame) -> bool:
+        """Take one decoded frame; True once past the segment."""
+        t = float(frame.time) - self.t0 if frame.time is not None else self.start
+        if t <= self.start + 1e-6:
+            self.held = frame
+            return False
+        if t >= self.end - 1e-6:
+            return True
+        if self.held is not None:
+            self._emit(self.held, self.start)
+            self.held = None
+        self._emit(frame, t)
+        return False
+
+    def _emit(self, frame, t: float) -> None:
+        w, h = self.size
+        out = frame.reformat(width=w, height=h, format="yuv420p")
+        out.pts, out.time_base = round((t - self.start) / self.vout.time_base), self.vout.time_base
+        out.pict_type = av_pict_none()
+        for p in self.vout.encode(out):
+            self.dst.mux(p)
+        self.n_video += 1
+
+    def _write_audio(self) -> None:
+        import av
+
+        self.audio.extend(f.to_ndarray() for f in self.resampler.resample(None))
+        rate = self.aout.codec_context.sample_rate
+        channels = 1 if self.layout == "mono" else 2
+        pcm = np.concatenate(self.audio, axis=1) if self.audio else np.zeros((channels, 0), np.float32)
+        shift = round(((self.audio_first or 0.0) - self.start) * rate)  # first decoded sample vs start
+        pcm = np.pad(pcm, ((0, 0), (shift, 0))) if shift > 0 else pcm[:, -shift:]
+        pcm = np.ascontiguousarray(pcm[:, : round((self.end - self.start) * rate)], dtype=np.float32)
+        for i in range(0, pcm.shape[1], 1024):
+            frame = av.AudioFrame.from_ndarray(pcm[:, i:i + 1024], format="fltp", layout=self.layout)
+            frame.sample_rate, frame.pts, frame.time_base = rate, i, Fraction(1, rate)
+            for p in self.aout.encode(frame):
+                self.dst.mux(p)
+        for p in self.aout.encode():
+            self.dst.mux(p)
+
+
+def av_pict_none():
+    """The 'let the encoder choose' picture type (decoded frames carry their source type)."""
     import av
 
-    vstream = container.streams.video[0] if container.streams.video else None
-    astream = container.streams.audio[0] if container.streams.audio else None
-    if with_video and vstream is None:
-        raise MediaError(f"{path}: no video stream")
-    duration = (float(container.duration) / 1e6 if container.duration else None) or \
-        _stream_seconds(vstream) or _stream_seconds(astream) or 0.0
-    source_fps = float(vstream.average_rate) if vstream is not None and vstream.average_rate else None
-    # one clock for frames and audio: seconds since the video's first timestamp
-    ref = vstream if vstream is not None else astream
-    t0 = float(ref.start_time * ref.time_base) if ref is not None and ref.start_time is not None else 0.0
-
-    wanted = [s for s, on in ((vstream, with_video), (astream, with_audio)) if on and s is not None]
-    targets = frame_times_for(duration, fps=fps, n_frames=n_frames, max_frames=max_frames) \
-        if with_video else np.zeros(0)
-    picked: list[tuple[float, np.ndarray]] = []
-    prev: tuple[float, av.VideoFrame] | None = None
-    prev_rgb: tuple[float, np.ndarray] | None = None
-    size: tuple[int, int] | None = None
-    video_end = 0.0
-    n_video = 0
-    chunks: list[np.ndarray] = []
-    audio_start: float | None = None
-    resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate) if astream in wanted else None
-
-    def rgb(item: tuple[float, av.VideoFrame]) -> tuple[float, np.ndarray]:
-        nonlocal prev_rgb
-        if prev_rgb is None or prev_rgb[0] != item[0]:  # a frame shown at several targets is converted once
-            w, h = size or (item[1].width, item[1].height)
-            prev_rgb = (item[0], item[1].to_ndarray(width=w, height=h, format="rgb24"))
-        return prev_rgb
-
-    def take_audio(frames) -> None:
-        chunks.extend(af.to_ndarray().reshape(-1) for af in frames)
-
-    if vstream is not None and with_video:
-        vstream.thread_type = "AUTO"  # frame-threaded decoding; order of output is unchanged
-    for packet in container.demux(*wanted):
-        if packet.stream is vstream:
-            if len(picked) == len(targets):  # every target filled: skip the remaining video
-                if resampler is None:
-                    break
-                continue
-            for vf in packet.decode():
-                if size is None:
-                    size = _fit_pixels(vf.width, vf.height, max_pixels)
-                t = (float(vf.time) - t0) if vf.time is not None else (n_video / (source_fps or 25.0))
-                n_video += 1
-                video_end = max(video_end, t + 1.0 / (source_fps or 25.0))
-                # the frame on screen at target time T is the last one starting at or before T
-                while prev is not None and len(picked) < len(targets) and t > targets[len(picked)] + 1e-6:
-                    picked.append(rgb(prev))
-                prev = (t, vf)
-        elif resampler is not None:
-            for af in packet.decode():
-                if audio_start is None and af.time is not None:
-                    audio_start = float(af.time) - t0
-                take_audio(resampler.resample(af))
-    if resampler is not None:
-        take_audio(resampler.resample(None))  # flush the resampler's buffered tail
-
-    frames = None
-    if with_video:
-        if prev is None:
-            raise MediaError(f"{path}: no decodable video frames")
-        if len(picked) < len(targets):  # targets past the last frame: it is still on screen
-            _check_complete(path, "video", video_end, vstream)
-        while len(picked) < len(targets):
-            picked.append(rgb(prev))
-        frames = np.stack([f for _, f in picked])
-    audio = None
-    if resampler is not None:
-        audio = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
-        # align sample 0 with t=0 of the frames: pad a late start, drop a pre-roll
-        shift = round((audio_start or 0.0) * sample_rate)
-        audio = np.concatenate([np.zeros(shift, np.float32), audio]) if shift > 0 else audio[-shift:]
-        audio = np.clip(audio, -1.0, 1.0)
-        _check_complete(path, "audio", len(audio) / sample_rate, astream)
-    return DecodedClip(
-        frames=frames,
-        frame_times=np.array([t for t, _ in picked], dtype=np.float64),
-        audio=audio,
-        sample_rate=sample_rate,
-        duration_s=round(duration, 3),
-        source_fps=source_fps,
-    )
+    return av.video.frame.PictureType.NONE
 
 
 def jpeg_bytes(frame: np.ndarray, quality: int = 90) -> bytes:
