@@ -202,7 +202,7 @@ Scaled = list  # one prepared array per analysis scale
 
 def _multi(a: Scaled, vis: Scaled, max_lag: int) -> np.ndarray:
     """Correlation curves averaged over the analysis scales: (K, lags)."""
-    return np.nanmean(np.stack([xcorr(a_s, np.atleast_2d(v_s), max_lag) for a_s, v_s in zip(a, vis)]), axis=0)
+    return np.nanmean(np.stack([xcorr(a_s, np.atleast_2d(v_s), max_lag) for a_s, v_s in zip(a, vis, strict=True)]), axis=0)
 
 
 def _tiles_curve(a: Scaled, tiles: Scaled, max_lag: int) -> np.ndarray:
