@@ -346,15 +346,17 @@ def synth_audio(spec: ClipSpec) -> tuple[np.ndarray, dict[str, np.ndarray]]:
 
 
 # ---------------------------------------------------------------- encoding
-def encode_mp4(path: Path, frames: list[np.ndarray], audio: np.ndarray) -> None:
-    """H.264 yuv420p at FPS + AAC mono at SR, explicit pts so timing is exact."""
+def encode_mp4(path: Path, frames: list[np.ndarray], audio: np.ndarray, *, fps: int = FPS,
+               sample_rate: int = SR, crf: int = 20) -> None:
+    """H.264 yuv420p + AAC mono, explicit pts so timing is exact (also used by mtavg.testing)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    height, width = frames[0].shape[:2]
     with av.open(str(path), "w") as out:
-        vs = out.add_stream("libx264", rate=FPS)
-        vs.width, vs.height, vs.pix_fmt = W, H, "yuv420p"
-        vs.time_base = Fraction(1, FPS)
-        vs.options = {"preset": "veryfast", "crf": "20"}
-        aus = out.add_stream("aac", rate=SR)
+        vs = out.add_stream("libx264", rate=fps)
+        vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
+        vs.time_base = Fraction(1, fps)
+        vs.options = {"preset": "veryfast", "crf": str(crf)}
+        aus = out.add_stream("aac", rate=sample_rate)
         aus.layout = "mono"
         for i, img in enumerate(frames):
             f = av.VideoFrame.from_ndarray(img, format="rgb24")
@@ -364,7 +366,7 @@ def encode_mp4(path: Path, frames: list[np.ndarray], audio: np.ndarray) -> None:
         block = 1024  # AAC frame size; the encoder accepts a short last frame
         for s in range(0, len(audio), block):
             af = av.AudioFrame.from_ndarray(audio[None, s: s + block], format="fltp", layout="mono")
-            af.sample_rate, af.pts = SR, s
+            af.sample_rate, af.pts = sample_rate, s
             out.mux(aus.encode(af))
         out.mux(aus.encode())
 

@@ -14,12 +14,12 @@ Needs scikit-image (and scipy); the lips test also needs mediapipe.
 
 from __future__ import annotations
 
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 from scipy import ndimage
+
+from mtavg.bench.demo_media import encode_mp4
 
 SR = 16000
 CROP = (20, 236, 30, 414)  # (y0, y1, x0, x1) of the astronaut photo: 216 x 384, face in the middle
@@ -127,22 +127,5 @@ def make_talking_face(path: str | Path, *, lag_frames: int = 0, seconds: float =
     shift = int(round(lag_frames * hop))  # audio sample s plays the envelope of time s - shift
     audio = voice(env[lead - shift: lead - shift + n_audio], rng)
     frames = render_face_frames(openings)
-    h, w = frames[0].shape[:2]
-    with av.open(str(path), "w") as out:
-        vs = out.add_stream("libx264", rate=fps)
-        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
-        vs.time_base = Fraction(1, fps)
-        vs.options = {"preset": "veryfast", "crf": "18"}
-        aus = out.add_stream("aac", rate=SR)
-        aus.layout = "mono"
-        for i, img in enumerate(frames):
-            f = av.VideoFrame.from_ndarray(img, format="rgb24")
-            f.pts = i
-            out.mux(vs.encode(f))
-        out.mux(vs.encode())
-        for s in range(0, n_audio, 1024):
-            af = av.AudioFrame.from_ndarray(audio[None, s: s + 1024], format="fltp", layout="mono")
-            af.sample_rate, af.pts = SR, s
-            out.mux(aus.encode(af))
-        out.mux(aus.encode())
+    encode_mp4(Path(path), list(frames), audio[:n_audio], fps=fps, sample_rate=SR, crf=18)
     return path
