@@ -12,7 +12,13 @@ offsets: one-frame flashes with clicks, a bouncing ball with impact thuds, the p
 static frames with noise. Real-clip shifts use max_lag_s=1.5 so that a 1.0 s shift on top of the clip's own
 offset stays inside the search range (the default, 1.0 s, would put it at the edge: "not confident").
 
-Run: MTAVG_REAL_CLIPS=/path/to/clips python benchmarks/validate_metrics.py [offset ...]
+pitch -- ``pitch`` on the case6_* clips ("a guitarist plucks A4 four times") against an independent reference
+(onsets + harmonic series of each pluck's spectral peaks), and on Karplus-Strong plucks of known notes
+(``_validate_pitch``). shots -- ``shots`` against hand-labelled boundaries (``SHOT_TRUTH`` in
+``_validate_shots``, with how they were labelled) and synthetic edits. lips -- ``lips`` on the synthetic talking
+face with injected lags of -5..+5 frames at 24/25/30 fps (``_validate_lips``).
+
+Run: MTAVG_REAL_CLIPS=/path/to/clips python benchmarks/validate_metrics.py [offset pitch shots lips]
 """
 
 from __future__ import annotations
@@ -30,6 +36,9 @@ from typing import Any
 import av
 import numpy as np
 from _results import save
+from _validate_lips import print_lips, validate_lips
+from _validate_pitch import print_pitch, validate_pitch
+from _validate_shots import print_shots, validate_shots
 
 from mtavg.metrics import av_offset as ao
 from mtavg.metrics.base import ClipMedia, load_clip
@@ -268,8 +277,11 @@ def print_offset(res: dict[str, Any]) -> None:
     print("synthetic:", {k: {kk: vv for kk, vv in v.items() if kk != "clips"} for k, v in res["synthetic"].items()})
 
 
-SECTIONS: dict[str, Callable[[], dict[str, Any]]] = {"offset": validate_offset}
-PRINTERS: dict[str, Callable[[dict[str, Any]], None]] = {"offset": print_offset}
+SECTIONS: dict[str, Callable[[], dict[str, Any]]] = {
+    "offset": validate_offset, "pitch": lambda: validate_pitch(real_clips()),
+    "shots": lambda: validate_shots(real_clips()), "lips": validate_lips}
+PRINTERS: dict[str, Callable[[dict[str, Any]], None]] = {
+    "offset": print_offset, "pitch": print_pitch, "shots": print_shots, "lips": print_lips}
 
 
 def main(argv: list[str] | None = None) -> None:

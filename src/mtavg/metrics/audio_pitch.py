@@ -1,9 +1,10 @@
 """Pitch: a vectorised YIN tracker (numpy only) and the dominant musical note of a clip.
 
 YIN (de Cheveigné & Kawahara 2002): per frame, the difference function d(tau) computed through an
-FFT cross-correlation, the cumulative-mean-normalised difference d'(tau), the first local minimum of
-d' under an absolute threshold, and parabolic interpolation of that minimum. Frames are 40 ms every
-10 ms; the 20 ms integration window lets periods up to 20 ms (50 Hz) be measured.
+FFT cross-correlation, the cumulative-mean-normalised difference d'(tau), the deepest point of the first
+dip of d' under an absolute threshold, and parabolic interpolation of that minimum. Frames are 40 ms every
+10 ms; the 20 ms integration window lets periods up to 20 ms (50 Hz) be measured. The dominant note
+weights each voiced frame by its power, so loud notes outweigh a faint steady drone.
 """
 
 from __future__ import annotations
@@ -68,13 +69,19 @@ def yin(audio: np.ndarray, sample_rate: int, *, frame_s: float = 0.04, hop_s: fl
     cmnd = np.ones_like(d)
     lags = np.arange(1, tau_max + 1)
     np.divide(d[:, 1:] * lags, cum, out=cmnd[:, 1:], where=cum > 1e-12)
-    # First lag in range that is a local minimum under the threshold (== descend from the first crossing).
+    # The deepest lag of the first dip under the threshold. Not the dip's first local minimum: noise
+    # ripples a low note's wide dip, and its first ripple sits early (60 Hz at 13 dB SNR read 61.7 Hz).
     seg = cmnd[:, tau_min: tau_max]
     prev, nxt = cmnd[:, tau_min - 1: tau_max - 1], cmnd[:, tau_min + 1: tau_max + 1]
-    cand = (seg < threshold) & (seg <= prev) & (seg <= nxt)
-    has = cand.any(axis=1)
-    tau = np.argmax(cand, axis=1) + tau_min
+    below = seg < threshold
+    first = np.argmax(below, axis=1)
+    after = np.arange(seg.shape[1])[None, :] >= first[:, None]
+    in_dip = below & after & (np.cumsum(after & ~below, axis=1) == 0)
+    j = np.argmin(np.where(in_dip, seg, np.inf), axis=1)
     rows = np.arange(len(fr))
+    # a dip running down to tau_min is the tail of a period shorter than 1/fmax: no pitch in range
+    has = below.any(axis=1) & (seg[rows, j] <= prev[rows, j]) & (seg[rows, j] <= nxt[rows, j])
+    tau = j + tau_min
     a, b, c = cmnd[rows, tau - 1], cmnd[rows, tau], cmnd[rows, np.minimum(tau + 1, tau_max)]
     den = a - 2 * b + c
     shift = np.where(np.abs(den) > 1e-12, 0.5 * (a - c) / np.where(den == 0, 1, den), 0.0)
@@ -99,26 +106,35 @@ def note_name(midi: int) -> str:
     return f"{NOTE_NAMES[midi % 12]}{midi // 12 - 1}"
 
 
-def dominant_note(f0: np.ndarray) -> dict[str, Any]:
-    """Most frequent equal-tempered note over voiced f0 values, its median Hz and cents off the note."""
+def dominant_note(f0: np.ndarray, weights: np.ndarray | None = None) -> dict[str, Any]:
+    """The equal-tempered note carrying most of the weight of the voiced f0 values (``weights``: one per
+    f0 value, e.g. frame power; None counts frames), its median Hz and cents off the note. Shares are
+    fractions of the total weight."""
     f = np.asarray(f0, float)
-    f = f[np.isfinite(f) & (f > 0)]
+    w = np.ones(len(f)) if weights is None else np.asarray(weights, float)
+    if w.shape != f.shape:
+        raise ValueError(f"dominant_note: {len(w)} weights for {len(f)} f0 values")
+    keep = np.isfinite(f) & (f > 0) & np.isfinite(w) & (w > 0)
+    f, w = f[keep], w[keep]
     if len(f) == 0:
         return {"dominant_note": None, "dominant_note_hz": None, "dominant_note_cents": None,
                 "dominant_note_share": None, "pitch_class": None, "pitch_class_share": None, "notes": []}
     midi = np.rint(hz_to_midi(f)).astype(int)
-    counts = Counter(midi.tolist()).most_common()
-    top = counts[0][0]
+    notes = np.unique(midi)
+    note_w = np.array([w[midi == m].sum() for m in notes]) / w.sum()
+    order = np.argsort(-note_w, kind="stable")
+    top = int(notes[order[0]])
     med = float(np.median(f[midi == top]))
     # Pitch class ignores the octave: YIN may lock onto a common sub-period (A1 for an A4 with strong
-    # A2/E3 partials), which still names the right note.
-    pc, pc_count = Counter((midi % 12).tolist()).most_common(1)[0]
+    # A2/E3 partials, the root of a chord), which still names the right note.
+    pc_w = np.bincount(notes % 12, weights=note_w, minlength=12)
+    pc = int(np.argmax(pc_w))
     return {
         "dominant_note": note_name(top), "dominant_note_hz": round(med, 2),
         "dominant_note_cents": round(float(1200 * np.log2(med / midi_to_hz(top))), 1),
-        "dominant_note_share": round(counts[0][1] / len(f), 3),
-        "pitch_class": NOTE_NAMES[pc], "pitch_class_share": round(pc_count / len(f), 3),
-        "notes": [[note_name(m), round(c / len(f), 3)] for m, c in counts[:3]],  # top 3 with their shares
+        "dominant_note_share": round(float(note_w[order[0]]), 3),
+        "pitch_class": NOTE_NAMES[pc], "pitch_class_share": round(float(pc_w[pc]), 3),
+        "notes": [[note_name(int(notes[j])), round(float(note_w[j]), 3)] for j in order[:3]],  # top 3
     }
 
 
@@ -141,7 +157,11 @@ def pitch_metric(clip: ClipMedia) -> dict[str, Any]:
         "f0_p10_hz": round(float(np.percentile(f, 10)), 2) if len(f) else None,
         "f0_p90_hz": round(float(np.percentile(f, 90)), 2) if len(f) else None,
     }
-    return rec | dominant_note(f)
+    # Notes are weighted by frame power: a faint steady drone (mains hum, room tone, a held pad) voices
+    # every frame, and counting frames let it outvote the loud notes (60 Hz hum 25 dB under four A4
+    # plucks read "B1"). Power weighting names the note that carries the pitched energy.
+    power = 10 ** (track.level_db[track.voiced] / 10)
+    return rec | dominant_note(f, power)
 
 
 def pitch_aggregate(records: Sequence[dict[str, Any]]) -> dict[str, Any]:

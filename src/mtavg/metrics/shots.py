@@ -4,8 +4,10 @@ Hard cuts follow PySceneDetect's AdaptiveDetector: a frame's HSV content change 
 its neighbours' (2 frames each side), so sustained fast motion or a fade never stands out. Three checks
 keep false cuts out: a minimum shot length, a flash test (the frame after is like the frame before), and a
 colour-invariant structure test (local luma correlation): a frame whose layout is unchanged while its colours
-jump is a colour change *within* a shot (``frames.color_jumps``), not a cut. Gradual transitions are frames
-that are a blend of the frames ``h`` before and after, whose layouts differ (dissolve; fade via black).
+jump is a colour change *within* a shot (``frames.color_jumps``), not a cut; nor is a frame whose layout is
+unchanged once a global shift is undone (a camera jolt). Gradual transitions are frames
+that are a blend of the frames ``h`` before and after, whose layouts differ even after undoing a camera
+shift (dissolve; fade via black).
 Cut similarity (histogram correlation + SSIM on downscaled luma) flags jump cuts: near-identical framing.
 ``backend="scenedetect"`` runs PySceneDetect's own AdaptiveDetector on the analysis frames instead.
 """
@@ -86,6 +88,24 @@ def structure_similarity(a: np.ndarray, b: np.ndarray, size: int = 7) -> float:
     return float(cov.sum() / (np.sqrt(va * vb).sum() + 1e-6))
 
 
+def aligned_structure_similarity(a: np.ndarray, b: np.ndarray, max_shift: float = 0.25) -> float:
+    """``structure_similarity`` of the overlap after undoing the best global shift of b against a (up to
+    ``max_shift`` of each side; Hann-windowed, half-whitened cross-correlation). A pan's two ends are one
+    layout displaced (~0.95); a dissolve's are two scenes (~0-0.15)."""
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    h, w = a.shape
+    win = np.outer(np.hanning(h), np.hanning(w))
+    cross = np.fft.rfft2((a - a.mean()) * win) * np.conj(np.fft.rfft2((b - b.mean()) * win))
+    corr = np.fft.irfft2(cross / (np.sqrt(np.abs(cross)) + 1e-9), a.shape)  # half-whitened: edges count
+    my, mx = int(max_shift * h), int(max_shift * w)
+    corr[my + 1: h - my] = -np.inf
+    corr[:, mx + 1: w - mx] = -np.inf
+    dy, dx = np.unravel_index(int(np.argmax(corr)), corr.shape)
+    dy, dx = (dy - h if dy > h // 2 else dy), (dx - w if dx > w // 2 else dx)
+    return structure_similarity(a[max(dy, 0): h + min(dy, 0), max(dx, 0): w + min(dx, 0)],
+                                b[max(-dy, 0): h + min(-dy, 0), max(-dx, 0): w + min(-dx, 0)])
+
+
 def ssim(a: np.ndarray, b: np.ndarray, width: int = 96) -> float:
     """Mean SSIM of two luma images block-averaged to ~``width`` px wide (small shifts barely count)."""
     k = max(1, a.shape[1] // width)
@@ -160,6 +180,13 @@ def _hard_cuts(clip: ClipMedia, min_len: int) -> tuple[list[int], list[dict[str,
         if sim >= SAME_LAYOUT:
             rejected.append({"time": t, "reason": "same layout, colour change", "structure": round(sim, 3)})
             continue
+        # A camera jolt on a close-up of fine texture (a guitar neck) decorrelates the frames in place, but
+        # they are one layout displaced (aligned ~0.97); jump cuts reframe or zoom (aligned <= 0.6).
+        shifted = aligned_structure_similarity(g[i - 1], g[last])
+        if shifted >= SAME_LAYOUT:
+            rejected.append({"time": t, "reason": "same layout, shifted (camera jolt)",
+                             "structure": round(shifted, 3)})
+            continue
         cuts.append(i if one or score[i] >= score[i + 1] else i + 1)
     return cuts, rejected
 
@@ -198,9 +225,12 @@ def _gradual(clip: ClipMedia, cuts: Sequence[int], min_len: int) -> list[tuple[i
         alphas = [f[0] for f in fit]
         if np.median([f[1] for f in fit]) >= GRADUAL_FIT or max(alphas) - min(alphas) < 0.5:
             continue
-        # ... and both layout and coarse SSIM must differ across it (a colour grade keeps its layout).
+        # ... and both layout and coarse SSIM must differ across it (a colour grade keeps its layout),
+        # also once the camera's shift is undone: a slow pan over fine texture (foliage, a crowd) mixes
+        # neighbouring frames almost linearly and decorrelates its ends, yet they are one layout displaced.
         before, after = g[a - 1], g[b + 1]
-        if structure_similarity(before, after) < GRADUAL_LAYOUT and ssim(before, after) < GRADUAL_SSIM:
+        if (structure_similarity(before, after) < GRADUAL_LAYOUT and ssim(before, after) < GRADUAL_SSIM
+                and aligned_structure_similarity(before, after) < GRADUAL_LAYOUT):
             out.append((a, b))
     return out
 
