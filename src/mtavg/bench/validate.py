@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from mtavg.bench.schema import QAItem, Video
-from mtavg.taxonomy import load_taxonomy
+from mtavg.taxonomy import Taxonomy, TaxonomyError, taxonomy_for_bench
 
 VIDEOS_FILE = "videos.jsonl"
 QA_FILES = ("qa.jsonl", "qa.parquet")  # qa.jsonl wins when both exist
@@ -51,6 +51,7 @@ class Scan:
     videos: dict[str, Video] = field(default_factory=dict)
     items: list[QAItem] = field(default_factory=list)
     qa_file: str | None = None
+    taxonomy: Taxonomy | None = None  # the one the benchmark declares; None when unread (semantic=False)
 
 
 # ---------------------------------------------------------------- readers
@@ -156,21 +157,28 @@ def _check_answer(labels: list[str], answer: list[str], fld: str) -> Iterable[tu
         yield fld, f"duplicated label(s) {', '.join(dups)}", "duplicate_answer"
 
 
-def _check_item(raw: dict, video_ids: set[str]) -> Iterable[tuple[str, str, str]]:
-    """Semantic checks on one raw qa row; guarded so a wrong-typed field (already reported) is skipped."""
-    tax = load_taxonomy()
-    fmt = raw.get("format")
-    fmt = fmt if fmt in ("single", "multi", "pairwise", "temporal") else None
+def _check_taxonomy(raw: dict, tax: Taxonomy) -> Iterable[tuple[str, str, str]]:
     sd, fm = raw.get("sub_dimension"), raw.get("failure_mode")
     if isinstance(sd, str) and sd not in tax.sub_dimensions:
-        yield "sub_dimension", f"unknown sub-dimension {sd!r} (known: {', '.join(tax.sub_dimensions)})", \
-            "unknown_sub_dimension"
+        yield "sub_dimension", (f"unknown sub-dimension {sd!r} in taxonomy {tax.name} "
+                                f"(known: {', '.join(tax.sub_dimensions)})"), "unknown_sub_dimension"
     if isinstance(fm, str):
         if fm not in tax.failure_modes:
-            yield "failure_mode", f"unknown failure mode {fm!r}", "unknown_failure_mode"
+            yield "failure_mode", f"unknown failure mode {fm!r} in taxonomy {tax.name}", "unknown_failure_mode"
         elif sd in tax.sub_dimensions and tax.failure_modes[fm].sub_dimension != sd:
             yield "failure_mode", (f"{fm!r} belongs to {tax.failure_modes[fm].sub_dimension}, "
                                    f"not to the item's sub-dimension {sd}"), "failure_mode_mismatch"
+
+
+def _check_item(raw: dict, video_ids: set[str], tax: Taxonomy | None) -> Iterable[tuple[str, str, str]]:
+    """Semantic checks on one raw qa row; guarded so a wrong-typed field (already reported) is skipped.
+
+    ``tax`` None: the benchmark's taxonomy could not be read (reported once), so membership is not checked.
+    """
+    fmt = raw.get("format")
+    fmt = fmt if fmt in ("single", "multi", "pairwise", "temporal") else None
+    if tax is not None:
+        yield from _check_taxonomy(raw, tax)
 
     options = raw.get("options")
     labels = list(options) if isinstance(options, dict) else None
@@ -275,12 +283,25 @@ def _typed(rows: list[Row], model: type[BaseModel], name: str, key: str, scan: S
         yield line, raw, rec
 
 
+def _bench_taxonomy(root: Path, problems: list[Problem]) -> Taxonomy | None:
+    """The benchmark's declared taxonomy (bench.json / taxonomy.json / default); a defect becomes a Problem."""
+    try:
+        return taxonomy_for_bench(root)
+    except TaxonomyError as e:
+        file, real_root = Path(e.file or "bench.json").resolve(), root.resolve()
+        name = file.relative_to(real_root).as_posix() if file.is_relative_to(real_root) else str(file)
+        problems += [Problem(name, None, None, p, "invalid_taxonomy") for p in e.problems]
+        return None
+
+
 def scan_benchmark(root: Path, *, semantic: bool = True) -> Scan:
     """Read and check everything; ``semantic=False`` keeps only reading and schema problems."""
     root = Path(root)
     real_root = root.resolve()
     scan = Scan()
     vrows, scan.problems = _read(root / VIDEOS_FILE, VIDEOS_FILE)
+    if semantic:
+        scan.taxonomy = _bench_taxonomy(root, scan.problems)
     video_ids: set[str] = set()  # every id seen, even on a row with another error: no cascade into items
     for line, raw, video in _typed(vrows, Video, VIDEOS_FILE, "video_id", scan):
         if isinstance(raw.get("video_id"), str):
@@ -300,7 +321,7 @@ def scan_benchmark(root: Path, *, semantic: bool = True) -> Scan:
         scan.problems.append(Problem(qname, None, None, "no QA items", "no_items"))
     for line, raw, item in _typed(qrows, QAItem, qname, "qid", scan):
         if semantic:
-            scan.problems += [Problem(qname, line, f, m, c) for f, m, c in _check_item(raw, video_ids)]
+            scan.problems += [Problem(qname, line, f, m, c) for f, m, c in _check_item(raw, video_ids, scan.taxonomy)]
         if item is not None:
             scan.items.append(item)
     # Reading reports bad JSON before the checks run; present everything in file and line order.
