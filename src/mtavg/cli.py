@@ -112,10 +112,11 @@ def demo(
     outcome = run_demo(out, seed=seed, progress=progress)
     print_table3(outcome.results)
     console.print(temporal_markdown(outcome.results), highlight=False, markup=False)
-    console.print(f"\nbenchmark: {outcome.bench_dir}\nreport: {outcome.report}  ({outcome.seconds:.1f} s)")
+    console.print(f"\nbenchmark: {outcome.bench_dir}\nreport: {outcome.report}\nHTML report (open in a browser): "
+                  f"{outcome.site}\n({outcome.seconds:.1f} s)", highlight=False)
 
 
-from mtavg import cli_metrics, cli_run  # noqa: E402,F401 - register eval, ablate, score, judge, metrics
+from mtavg import cli_compare, cli_metrics, cli_report, cli_run  # noqa: E402,F401 - register the other commands
 
 
 def main() -> None:  # pragma: no cover

@@ -11,13 +11,15 @@ from mtavg.bench import load_benchmark
 from mtavg.bench.demo import build_demo_bench
 from mtavg.evaluators import BASELINES, make_evaluator
 from mtavg.report import write_report
+from mtavg.report.site import build_report
 from mtavg.run import run_eval
 
 
 @dataclass
 class DemoOutcome:
     bench_dir: Path
-    report: Path
+    report: Path  # Markdown tables
+    site: Path  # the HTML report's index.html (tables, figures, item browser)
     results: list[dict]
     seconds: float
 
@@ -37,5 +39,7 @@ def run_demo(out: Path, *, seed: int = 0, models: Sequence[str] = DEMO_MODELS, p
         evaluator = make_evaluator(spec, bench.items, seed=seed)
         run_dir = out / "runs" / spec.replace(":", "_")
         results.append(run_eval(bench, evaluator, run_dir, progress=progress, concurrency=2))
-    report = write_report(results, out / "report", title="mtavg demo — embedded synthetic benchmark")
-    return DemoOutcome(bench_dir, report, results, time.perf_counter() - start)
+    title = "mtavg demo — embedded synthetic benchmark"
+    report = write_report(results, out / "report", title=title)
+    site, _ = build_report([out / "runs" / spec.replace(":", "_") for spec in models], out / "report", title=title)
+    return DemoOutcome(bench_dir, report, site, results, time.perf_counter() - start)

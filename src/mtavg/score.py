@@ -7,6 +7,8 @@ Pure functions: predictions in, numbers out. All reported scores are percentages
 - sub-dimension: mean over its non-temporal items; category: mean of its sub-dimensions;
   overall: mean of the sub-dimensions present (not of the categories).
 An invalid or missing prediction scores 0 and is counted; nothing is dropped from a denominator.
+Every score gets a 95% CI from a bootstrap over clusters of videos (``ci95``, mtavg.bootstrap), and
+``position_bias`` reports accuracy and answer share by option letter (mtavg.stats).
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from mtavg.bench.schema import QAItem, Video
-from mtavg.bootstrap import ScoreMatrix, bootstrap_ci, cluster_ids
+from mtavg.bootstrap import ScoreMatrix, bootstrap_columns, cluster_ids, interval, sub_dimension_intervals
+from mtavg.stats import position_bias
 from mtavg.taxonomy import load_taxonomy
 
 
@@ -83,13 +86,51 @@ def _mean(xs: Iterable[float]) -> float | None:
     return float(np.mean(xs)) if xs else None
 
 
+def _ci_entries(scores: list[ItemScore], codes: list[str]) -> tuple[list[str], list[tuple[str, str, float]]]:
+    """Bootstrap columns and ``(qid, column, value)`` entries for every score a table block reports."""
+    formats = [f for f in ("single", "multi", "pairwise") if any(s.format == f for s in scores)]
+    columns = [*codes, *(f"format:{f}" for f in formats), "temporal:PIA", "temporal:TLA",
+               "multi:jaccard", "multi:exact", "multi:select_all"]
+    entries: list[tuple[str, str, float]] = []
+    for s in scores:
+        if s.format == "temporal":
+            entries += [(s.qid, "temporal:PIA", s.score), (s.qid, "temporal:TLA", s.tla or 0.0)]
+            continue
+        entries += [(s.qid, s.sub_dimension, s.score), (s.qid, f"format:{s.format}", s.score)]
+        if s.format == "multi":
+            entries += [(s.qid, "multi:jaccard", s.jaccard or 0.0), (s.qid, "multi:exact", s.exact or 0.0),
+                        (s.qid, "multi:select_all", float(bool(s.selected_all)))]
+    return columns, entries
+
+
+def _ci_block(scores: list[ItemScore], codes: list[str], clusters: Mapping[str, int], n_boot: int,
+              seed: int) -> dict:
+    """Clustered 95% CIs of every score in a table block, all from one set of video resamples."""
+    columns, entries = _ci_entries(scores, codes)
+    samples = bootstrap_columns(ScoreMatrix.from_entries(entries, columns, clusters), n_boot=n_boot, seed=seed)
+    block = sub_dimension_intervals(samples, columns, codes)
+
+    def ci(column: str) -> list[float] | None:
+        return None if samples is None else interval(samples[:, columns.index(column)])
+
+    block["formats"] = {c.split(":", 1)[1]: ci(c) for c in columns if c.startswith("format:")}
+    block["temporal"] = {"PIA": ci("temporal:PIA"), "TLA": ci("temporal:TLA")}
+    block["multi_strict"] = {"jaccard": ci("multi:jaccard"), "exact": ci("multi:exact")}
+    block["select_all_rate"] = ci("multi:select_all")
+    return block
+
+
 def _table(scores: list[ItemScore], clusters: Mapping[str, int], n_boot: int, seed: int) -> dict:
-    """The Table-3 block (sub-dimensions with CIs, categories, overall, formats) for a set of items."""
+    """The Table-3 block (sub-dimensions with CIs, categories, overall, formats) for a set of items.
+
+    ``ci95`` holds the clustered intervals of every score of the block (overall, categories,
+    sub-dimensions, formats, temporal PIA/TLA, multi strictness, select-all rate); ``overall_ci95``,
+    ``categories_ci95`` and each sub-dimension's ``ci95`` repeat the same intervals where they always were.
+    """
     tax = load_taxonomy()
     main = [s for s in scores if s.format != "temporal"]
     codes = [c for c in tax.sub_dimensions if any(s.sub_dimension == c for s in main)]
-    matrix = ScoreMatrix.build(main, codes, clusters)
-    ci = bootstrap_ci(matrix, codes, n_boot=n_boot, seed=seed)
+    ci = _ci_block(scores, codes, clusters, n_boot, seed)
     subs = {
         c: {
             "score": _pct(_mean(s.score for s in main if s.sub_dimension == c)),
@@ -111,6 +152,7 @@ def _table(scores: list[ItemScore], clusters: Mapping[str, int], n_boot: int, se
             for f in ("single", "multi", "pairwise")
             if any(s.format == f for s in main)
         },
+        "ci95": ci,
     }
 
 
@@ -184,6 +226,7 @@ def build_results(
         },
         "select_all_rate": _pct(select_all),
         "selects_everything": bool(select_all is not None and select_all > 0.5),
+        "position_bias": position_bias(items, predictions),
         "by_setting": _breakdown(items, scores, setting_of, clusters, n_boot, seed),
         "by_generator": _breakdown(items, scores, generator_of, clusters, n_boot, seed),
     }

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from mtavg.annotations import ANNOTATIONS_FILE, AnnotatedFailure, VideoAnnotation, write_annotations
 from mtavg.bench.demo_media import (
     FPS,
     HEAD,
@@ -352,6 +353,17 @@ def make_demo_items(specs: list[ClipSpec], seed: int = 0) -> list[QAItem]:
     return maker.items
 
 
+def demo_annotations(specs: list[ClipSpec]) -> list[VideoAnnotation]:
+    """The ground-truth failure annotations: each injected failure as one segment; clean takes listed too."""
+    tax = load_taxonomy()
+    return [VideoAnnotation(
+        video_id=spec.video_id, generator=spec.generator, annotator="mtavg-demo injection",
+        failures=[AnnotatedFailure(sub_dimension=tax.failure_modes[i.failure_mode].sub_dimension,
+                                   failure_mode=i.failure_mode, start_s=i.start_s, end_s=i.end_s,
+                                   evidence=i.evidence) for i in spec.injections])
+        for spec in specs]
+
+
 def build_demo_bench(out_dir: Path, seed: int = 0) -> Path:
     """Write the demo benchmark (videos.jsonl, qa.jsonl, media/*.mp4) into ``out_dir``; returns it."""
     out_dir = Path(out_dir)
@@ -366,4 +378,5 @@ def build_demo_bench(out_dir: Path, seed: int = 0) -> Path:
                             source=f"mtavg-demo seed={seed}"))
     save_jsonl(videos, out_dir / "videos.jsonl")
     save_jsonl(make_demo_items(specs, seed), out_dir / "qa.jsonl")
+    write_annotations(demo_annotations(specs), out_dir / ANNOTATIONS_FILE)  # ground truth for failure analysis
     return out_dir
