@@ -7,10 +7,12 @@ import os
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from conftest import write_bench
 from mtavg.bench import load_benchmark, validate_benchmark
 from mtavg.bench.validate import scan_benchmark
+from mtavg.cli import app
 from mtavg.evaluators import make_evaluator
 from mtavg.run import run_eval
 from mtavg.score import build_results
@@ -196,11 +198,26 @@ def test_v1_bench_scores_with_its_levels_as_categories(v1_bench):
 
 def test_v1_bench_runs_end_to_end_through_the_run_engine(v1_bench, tmp_path):
     bench = load_benchmark(v1_bench)
-    with use_taxonomy(taxonomy_for_bench(v1_bench)):
-        res = run_eval(bench, make_evaluator("baseline:all"), tmp_path / "run", progress=False, n_boot=20)
+    assert bench.taxonomy is not None and list(bench.taxonomy.categories) == list(V1_LEVELS)
+    # no use_taxonomy here: the loaded benchmark carries its taxonomy into scoring
+    res = run_eval(bench, make_evaluator("baseline:all"), tmp_path / "run", progress=False, n_boot=20)
     assert set(res["categories"]) == set(V1_LEVELS) and res["n_items"] == len(bench.items)
     saved = json.loads((tmp_path / "run" / "results.json").read_text())
     assert list(saved["categories"]) == list(V1_LEVELS)
+    runner = CliRunner()
+    rescored = runner.invoke(app, ["score", "--bench", str(v1_bench), "--predictions",
+                                   str(tmp_path / "run" / "samples.jsonl"), "--out", str(tmp_path / "re.json")])
+    assert rescored.exit_code == 0, rescored.output
+    assert list(json.loads((tmp_path / "re.json").read_text())["categories"]) == list(V1_LEVELS)
+    stats = runner.invoke(app, ["stats", str(v1_bench)], env={"COLUMNS": "200"})
+    assert stats.exit_code == 0, stats.output
+    assert next(iter(bench.taxonomy.categories.values())).name in stats.stdout
+
+
+def test_items_outside_the_active_taxonomy_are_named_not_a_key_error(v1_bench):
+    bench = load_benchmark(v1_bench)
+    with pytest.raises(ValueError, match=rf"{bench.items[0].qid}: '{bench.items[0].sub_dimension}'"):
+        build_results(bench.items, {}, bench.videos, model="m", bench=bench.name, n_boot=10)  # active: v2
 
 
 def test_bench_json_selects_a_shipped_name_or_a_file_inside_the_bench(v1_bench):

@@ -92,11 +92,12 @@ def stats(bench: Annotated[str, typer.Argument(help="benchmark directory or HF d
     """Table 1-style facts: videos, QA items, per format, per sub-dimension, failure modes covered."""
     from mtavg.bench import bench_stats, format_stats_table
 
-    facts = bench_stats(_load(bench))
+    loaded = _load(bench)
+    facts = bench_stats(loaded)
     if as_json:
         sys.stdout.write(json.dumps(facts, indent=1) + "\n")
     else:
-        console.print(format_stats_table(facts))
+        console.print(format_stats_table(facts, loaded.taxonomy))
 
 
 @app.command()
@@ -116,7 +117,7 @@ def demo(
                   f"{outcome.site}\n({outcome.seconds:.1f} s)", highlight=False)
 
 
-from mtavg import cli_compare, cli_metrics, cli_report, cli_run  # noqa: E402,F401 - register the other commands
+from mtavg import cli_compare, cli_construct, cli_construct_qa, cli_metrics, cli_report, cli_run  # noqa: E402,F401 - register the other commands
 
 
 def main() -> None:  # pragma: no cover

@@ -28,7 +28,7 @@ from mtavg.bench.schema import QAItem
 from mtavg.bootstrap import cluster_ids, column_means, nanmean_rows, resample_weights
 from mtavg.samples import PredictionsError, read_predictions
 from mtavg.score import ItemScore, score_item
-from mtavg.taxonomy import load_taxonomy
+from mtavg.taxonomy import load_taxonomy, use_taxonomy
 
 ALPHA = 0.05
 RULE = ("significant when the 95% paired cluster-bootstrap CI of A - B excludes 0 "
@@ -214,6 +214,11 @@ def compare_runs(run_a: str | Path, run_b: str | Path, bench: Benchmark | str | 
         from mtavg.bench import load_benchmark
 
         bench = load_benchmark(str(bench))
+    with use_taxonomy(bench.taxonomy):
+        return _compare(run_a, run_b, bench, n_boot=n_boot, seed=seed)
+
+
+def _compare(run_a: str | Path, run_b: str | Path, bench: Benchmark, *, n_boot: int, seed: int) -> Comparison:
     a, b = load_run_scores(Path(run_a), bench), load_run_scores(Path(run_b), bench)
     items = [it for it in bench.items if it.qid in a.scores and it.qid in b.scores]
     if not items:

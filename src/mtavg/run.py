@@ -28,6 +28,7 @@ from mtavg.prompts import render_prompt
 from mtavg.samples import SampleStore
 from mtavg.score import build_results, score_item
 from mtavg.secrets import redact
+from mtavg.taxonomy import use_taxonomy
 
 
 class RunConflict(RuntimeError):
@@ -91,11 +92,12 @@ def results_from_rows(
         predictions[it.qid] = f["prediction"]
         reasons[it.qid] = "call_failed" if seen[it.qid].get("error") else f["invalid_reason"]
     first = rows[0] if rows else {}
-    results = build_results(
-        items, predictions, bench.videos, model=model or first.get("model") or "unknown",
-        bench=bench.name, modality=modality or first.get("modality") or "full",
-        invalid_reasons=reasons, n_boot=n_boot,
-    )
+    with use_taxonomy(bench.taxonomy):  # a benchmark with its own taxonomy scores by its categories
+        results = build_results(
+            items, predictions, bench.videos, model=model or first.get("model") or "unknown",
+            bench=bench.name, modality=modality or first.get("modality") or "full",
+            invalid_reasons=reasons, n_boot=n_boot,
+        )
     results["n_missing"] = sum(it.qid not in seen for it in items)
     return results
 

@@ -190,7 +190,15 @@ def build_results(
     n_boot: int = 1000,
     seed: int = 0,
 ) -> dict:
-    """results.json for ``items``; a qid absent from ``predictions`` counts as invalid."""
+    """results.json for ``items``; a qid absent from ``predictions`` counts as invalid.
+
+    Scores by the active taxonomy (``mtavg.taxonomy.use_taxonomy``); an item whose sub-dimension it lacks
+    raises ValueError naming the item."""
+    tax = load_taxonomy()
+    foreign = [it for it in items if it.sub_dimension not in tax.sub_dimensions]
+    if foreign:
+        raise ValueError(f"{len(foreign)} item(s) have a sub-dimension the taxonomy {tax.name!r} does not define, "
+                         f"e.g. {foreign[0].qid}: {foreign[0].sub_dimension!r} (known: {', '.join(tax.sub_dimensions)})")
     scores = [score_item(it, predictions.get(it.qid)) for it in items]
     clusters = cluster_ids(items)
     multi = [s for s in scores if s.format == "multi"]

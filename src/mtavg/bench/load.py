@@ -11,6 +11,7 @@ from pathlib import Path
 
 from mtavg.bench.schema import QAItem, Video
 from mtavg.bench.validate import QA_FILES, VIDEOS_FILE, Problem, qa_file_of, scan_benchmark
+from mtavg.taxonomy import Taxonomy, TaxonomyError, taxonomy_for_bench
 
 # "org/name" as the Hub spells repo ids; "hf://datasets/org/name" is accepted too.
 _HF_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[A-Za-z0-9][\w.\-]*$")
@@ -39,6 +40,8 @@ class Benchmark:
     name: str
     videos: dict[str, Video]
     items: list[QAItem]
+    # The taxonomy the benchmark declares (bench.json / taxonomy.json); None = the default (MTAVG-Bench 2.0).
+    taxonomy: Taxonomy | None = None
     _by_qid: dict[str, QAItem] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -152,7 +155,13 @@ def load_benchmark(source: str | Path, *, validate: bool = True) -> Benchmark:
         name = root.resolve().name
     else:
         name = text[len(_HF_PREFIX):] if text.startswith(_HF_PREFIX) else text
-    return Benchmark(root=root, name=name, videos=scan.videos, items=scan.items)
+    taxonomy = scan.taxonomy
+    if taxonomy is None:  # validate=False: reading needs no taxonomy, so a broken declaration waits for scoring
+        try:
+            taxonomy = taxonomy_for_bench(root)
+        except TaxonomyError:
+            taxonomy = None
+    return Benchmark(root=root, name=name, videos=scan.videos, items=scan.items, taxonomy=taxonomy)
 
 
 def save_qa_parquet(items: Iterable[QAItem], path: str | Path) -> Path:

@@ -6,7 +6,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from mtavg.bench.schema import FORMATS
-from mtavg.taxonomy import load_taxonomy
+from mtavg.taxonomy import Taxonomy, load_taxonomy
 
 if TYPE_CHECKING:  # only for annotations: keeps rich off the import path of library users
     from rich.table import Table
@@ -27,7 +27,7 @@ def bench_stats(bench: Benchmark) -> dict[str, Any]:
     videos_per_setting, items_per_setting, videos_per_generator (empty dicts when the field is never set),
     mean_options, temporal_items, mean_duration_s / total_duration_s (None without duration_s).
     """
-    tax = load_taxonomy()
+    tax = load_taxonomy(bench.taxonomy)
     items = bench.items
     formats = Counter(it.format for it in items)
     subs = Counter(it.sub_dimension for it in items)
@@ -61,9 +61,10 @@ def bench_stats(bench: Benchmark) -> dict[str, Any]:
     }
 
 
-def stats_rows(stats: dict[str, Any]) -> list[tuple[str, str]]:
-    """(label, value) rows; indented labels are breakdowns of the row above them."""
-    tax = load_taxonomy()
+def stats_rows(stats: dict[str, Any], taxonomy: Taxonomy | None = None) -> list[tuple[str, str]]:
+    """(label, value) rows; indented labels are breakdowns of the row above them (``taxonomy``: the
+    benchmark's, for the category and sub-dimension names; default MTAVG-Bench 2.0)."""
+    tax = load_taxonomy(taxonomy)
     rows: list[tuple[str, str]] = [
         ("Benchmark", str(stats["name"])),
         ("Videos", str(stats["n_videos"])),
@@ -87,13 +88,13 @@ def stats_rows(stats: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
-def format_stats_table(stats: dict[str, Any]) -> Table:
+def format_stats_table(stats: dict[str, Any], taxonomy: Taxonomy | None = None) -> Table:
     """A two-column rich Table of :func:`stats_rows`, ready for ``Console().print``."""
     from rich.table import Table  # lazy: the CLI is the only caller
 
     table = Table(title=f"Benchmark {stats['name']}", show_header=True)
     table.add_column("Fact")
     table.add_column("Value", justify="right")
-    for label, value in stats_rows(stats):
+    for label, value in stats_rows(stats, taxonomy):
         table.add_row(label, value)
     return table
