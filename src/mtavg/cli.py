@@ -117,7 +117,17 @@ def demo(
                   f"{outcome.site}\n({outcome.seconds:.1f} s)", highlight=False)
 
 
-from mtavg import cli_compare, cli_construct, cli_construct_qa, cli_metrics, cli_report, cli_run  # noqa: E402,F401 - register the other commands
+from mtavg import (  # noqa: E402,F401 - register the other commands
+    cli_avgen,
+    cli_compare,
+    cli_construct,
+    cli_construct_qa,
+    cli_interop,
+    cli_metrics,
+    cli_report,
+    cli_run,
+    cli_scale,
+)
 
 
 def main() -> None:  # pragma: no cover

@@ -42,7 +42,11 @@ def eval_(
     modality: Annotated[str, Opt(help="full | no_audio | no_vision | text, a comma list, or all")] = "full",
     limit: Annotated[Optional[int], Opt(help="first N items only")] = None,  # noqa: UP045
     concurrency: Annotated[int, Opt(help="requests in flight")] = 8,
-    base_url: Annotated[Optional[str], Opt(help="OpenAI-compatible or Gemini endpoint")] = None,  # noqa: UP045
+    base_url: Annotated[Optional[list[str]], Opt(  # noqa: UP045
+        help="OpenAI-compatible or Gemini endpoint; repeat (or comma-separate) for several openai: servers, "
+             "load-balanced with failover")] = None,
+    per_endpoint_concurrency: Annotated[Optional[int], Opt(  # noqa: UP045
+        help="requests in flight per endpoint; the total becomes N x endpoints")] = None,
     api_key_env: Annotated[Optional[str], Opt(help="env variable holding the API key")] = None,  # noqa: UP045
     option: Annotated[Optional[list[str]], Opt(help="backend option KEY=VALUE (repeatable)")] = None,  # noqa: UP045
     timeout: Annotated[float, Opt(help="seconds per request")] = 300.0,
@@ -58,22 +62,35 @@ def eval_(
     seed: Annotated[int, Opt(help="seed for stochastic evaluators")] = 0,
     plugin: Annotated[Optional[list[str]], Opt(help="import MODULE that registers a backend")] = None,  # noqa: UP045
     progress: Annotated[bool, Opt(help="show a progress bar")] = True,
+    shard: Annotated[Optional[str], Opt(help="i/n: only the items whose qid hashes to shard i of n (mtavg merge joins them)")] = None,  # noqa: UP045,E501
 ) -> None:
     """Evaluate a model; re-running the same command resumes where it stopped (0 calls when done)."""
+    from mtavg.endpoints import endpoint_options
     from mtavg.evaluators import UnknownModel, load_plugins, make_evaluator
     from mtavg.limits import RetryPolicy
     from mtavg.report.tables import table6_markdown
     from mtavg.run import AudioNotDelivered, RunConflict, RunOptions, run_eval
+    from mtavg.sharding import ShardSpecError, parse_shard
 
     modalities = _modalities(modality)
+    try:
+        part = parse_shard(shard) if shard else None
+    except ShardSpecError as exc:
+        _fail(str(exc))
     load_plugins(plugin or ())
     b = _load(bench)
     backend_options = {**parse_options(option), "seed": seed}
-    backend_options.update({k: v for k, v in (("base_url", base_url), ("api_key_env", api_key_env)) if v})
+    backend_options.update({k: v for k, v in (("api_key_env", api_key_env),) if v})
+    try:
+        endpoint_opts, concurrency = endpoint_options(model, base_url, per_endpoint_concurrency, concurrency)
+    except ValueError as exc:
+        _fail(str(exc))
+    backend_options.update(endpoint_opts)
     opts = RunOptions(
         limit=limit, concurrency=concurrency, progress=progress, rpm=rpm, tpm=tpm, use_cache=cache,
         cache_path=cache_path, price_in=price_in, price_out=price_out, check_audio=check_audio,
         policy=RetryPolicy(max_attempts=max_attempts, max_total_retries=max_total_retries, timeout_s=timeout),
+        shard=part,
     )
     all_results = []
     for m in modalities:

@@ -28,6 +28,7 @@ from mtavg.prompts import render_prompt
 from mtavg.samples import SampleStore
 from mtavg.score import build_results, score_item
 from mtavg.secrets import redact
+from mtavg.sharding import Shard, items_fingerprint
 from mtavg.taxonomy import use_taxonomy
 
 
@@ -118,6 +119,7 @@ class RunOptions:
     price_in: float = 0.0  # USD per million prompt tokens
     price_out: float = 0.0  # USD per million completion tokens
     check_audio: bool = True
+    shard: Shard | None = None  # evaluate only the items of this shard (see mtavg.sharding)
 
 
 class AudioNotDelivered(RuntimeError):
@@ -169,11 +171,12 @@ async def _answer(item: QAItem, bench: Benchmark, loop: RequestLoop, modality: s
     return row
 
 
-def _check_same_run(out: Path, store: SampleStore, model: str, modality: str, bench: str) -> None:
+def _check_same_run(out: Path, store: SampleStore, model: str, modality: str, bench: str,
+                    shard: dict[str, Any] | None = None) -> None:
     meta_path = out / "run.json"
     if meta_path.exists():
         meta = json.loads(meta_path.read_text())
-        mine = {"model": model, "modality": modality, "bench": bench}
+        mine = {"model": model, "modality": modality, "bench": bench, "shard": shard}
         clash = {k: meta.get(k) for k in mine if meta.get(k) != mine[k]}
         if clash:
             raise RunConflict(f"{out} holds a run with {clash}, not {mine}; choose another --out")
@@ -221,14 +224,19 @@ def run_eval(bench: Benchmark, evaluator: Evaluator, out: Path, options: RunOpti
     opts = replace(options or RunOptions(), **overrides)
     out.mkdir(parents=True, exist_ok=True)
     store = SampleStore(out / "samples.jsonl")
-    _check_same_run(out, store, evaluator.name, opts.modality, bench.name)
-    (out / "run.json").write_text(json.dumps({
-        "model": evaluator.name, "modality": opts.modality, "bench": bench.name, "bench_root": str(bench.root),
-        "fingerprint": evaluator.fingerprint, "limit": opts.limit,
-    }, indent=1))
+    selected = bench.items[:opts.limit] if opts.limit else bench.items
+    shard = None
+    if opts.shard is not None:  # the shard's items, and what `mtavg merge` needs to check the shards
+        selected = [it for it in selected if opts.shard.owns(it.qid)]
+        shard = {"index": opts.shard.index, "count": opts.shard.count}
+    _check_same_run(out, store, evaluator.name, opts.modality, bench.name, shard)
+    meta = {"model": evaluator.name, "modality": opts.modality, "bench": bench.name, "bench_root": str(bench.root),
+            "fingerprint": evaluator.fingerprint, "limit": opts.limit, "shard": shard}
+    if shard is not None:
+        meta.update(n_items=len(selected), bench_fingerprint=items_fingerprint(bench.items))
+    (out / "run.json").write_text(json.dumps(meta, indent=1))
     if opts.retry_errors:
         store.drop({q for q, r in store.rows.items() if r.get("error")})
-    selected = bench.items[:opts.limit] if opts.limit else bench.items
     todo = [it for it in selected if it.qid not in store.rows]
     cache = ResponseCache(opts.cache_path) if opts.use_cache and evaluator.cacheable else None
     ledger = Ledger(price_in=opts.price_in, price_out=opts.price_out)
@@ -251,6 +259,7 @@ def run_eval(bench: Benchmark, evaluator: Evaluator, out: Path, options: RunOpti
     results["errors_by_type"] = dict(Counter(r.get("error_type") or "?" for r in rows if r.get("error")))
     results["usage"] = usage_summary(rows, opts.price_in, opts.price_out)
     results["session"] = ledger.as_dict()
+    _record_endpoints(out, evaluator, results)
     check = audio_delivery(rows, opts.modality) if evaluator.consumes_media else None
     results["audio_delivery"] = check
     apply_judgements(results, out, selected)
@@ -262,6 +271,19 @@ def run_eval(bench: Benchmark, evaluator: Evaluator, out: Path, options: RunOpti
                 "; the model never heard the clips — fix the backend options or pass --modality no_audio"
                 if check["expected"] else "; audio leaked into an ablation that must not carry it"))
     return results
+
+
+def _record_endpoints(out: Path, evaluator: Evaluator, results: dict) -> None:
+    """Per-endpoint counters (several --base-url) into results.json's session and run.json."""
+    stats_of = getattr(evaluator, "endpoint_stats", None)
+    endpoints = stats_of() if callable(stats_of) else None
+    if not endpoints:
+        return
+    results["session"]["endpoints"] = endpoints
+    meta_path = out / "run.json"
+    meta = json.loads(meta_path.read_text())
+    meta["endpoints"] = endpoints
+    meta_path.write_text(json.dumps(meta, indent=1))
 
 
 def usage_summary(rows: list[dict[str, Any]], price_in: float, price_out: float) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from mtavg.endpoints import EndpointPool, split_urls
 from mtavg.evaluators import register
 from mtavg.evaluators.base import Evaluator, MediaRef, PermanentError, Request, Response, TransientError
 
@@ -45,15 +46,19 @@ class OpenAIEvaluator(Evaluator):
     fps/max_frames, which the server samples), "frames" as JPEG image_url parts (servers without video
     input; frames_sent is what was sent). audio_mode "in_video" keeps the soundtrack in the mp4 and sets
     mm_processor_kwargs.use_audio_in_video (Qwen2.5-Omni); "separate" mutes the video and adds a WAV
-    part. transport "data" inlines base64; "file" sends file:// paths (a server sharing the disk)."""
+    part. transport "data" inlines base64; "file" sends file:// paths (a server sharing the disk).
+    Several endpoints (``base_url="http://a/v1,http://b/v1"`` or a list) are load-balanced by an
+    EndpointPool: least requests in flight, at most ``per_endpoint_concurrency`` each, failover on
+    connection errors and 5xx with an ``endpoint_cooldown`` before a failed endpoint is probed again."""
 
     def __init__(
-        self, model: str, *, base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY",
+        self, model: str, *, base_url: str | list[str] | None = None, api_key_env: str = "OPENAI_API_KEY",
         video_mode: str = "video", audio_mode: str = "in_video", transport: str = "data",
         fps: float = 2.0, max_frames: int = 32, max_pixels: int | None = 360 * 420, max_tokens: int = 512,
         temperature: float = 0.0, logprobs: bool = False, top_logprobs: int = 0, seed: int | None = None,
         mm_processor_kwargs: dict[str, Any] | None = None, extra_body: dict[str, Any] | None = None,
-        request_timeout: float = 600.0,
+        request_timeout: float = 600.0, per_endpoint_concurrency: int | None = None,
+        endpoint_cooldown: float = 10.0,
     ) -> None:
         if not model:
             raise ValueError("openai: a model name is required (openai:NAME)")
@@ -65,7 +70,13 @@ class OpenAIEvaluator(Evaluator):
         if fps <= 0 or max_frames < 1 or max_tokens < 1 or not 0 <= top_logprobs <= 20 or request_timeout <= 0:
             raise ValueError("openai: fps, max_frames, max_tokens, request_timeout must be positive; "
                              "top_logprobs in 0..20")
-        self.model, self.base_url, self.api_key_env = model, base_url, api_key_env
+        urls = split_urls(base_url)
+        self.model, self.api_key_env = model, api_key_env
+        self.base_url: str | None = urls[0] if len(urls) == 1 else None
+        # One endpoint keeps the direct path; several go through the pool (balancing, failover, counters).
+        self._pool = EndpointPool(urls, per_endpoint=per_endpoint_concurrency, cooldown_s=endpoint_cooldown) \
+            if len(urls) > 1 else None
+        self._urls = urls
         self.video_mode, self.audio_mode, self.transport = video_mode, audio_mode, transport
         self.fps, self.max_frames, self.max_pixels = float(fps), int(max_frames), max_pixels
         self.max_tokens, self.temperature, self.seed = int(max_tokens), float(temperature), seed
@@ -74,7 +85,7 @@ class OpenAIEvaluator(Evaluator):
         self.request_timeout = float(request_timeout)
         self._api_key = self._resolve_key()
         import openai  # noqa: F401 - ~0.5 s: pay it here, not inside the first (timed) request
-        self._client: Any = None
+        self._clients: dict[str | None, Any] = {}
         self._client_loop: asyncio.AbstractEventLoop | None = None
         self.name = f"openai:{model}"
         # Everything that changes what the model sees or how it decodes; never the key or the URL.
@@ -90,25 +101,32 @@ class OpenAIEvaluator(Evaluator):
     def _resolve_key(self) -> str:
         if key := os.environ.get(self.api_key_env):
             return key
-        if urlparse(self.base_url or "").hostname in _LOCAL_HOSTS:
+        if self._urls and all(urlparse(u).hostname in _LOCAL_HOSTS for u in self._urls):
             return "EMPTY"  # a local vLLM server takes any key
         raise ValueError(f"openai: environment variable {self.api_key_env} is not set "
                          f"(set it, or pass --api-key-env VAR; a localhost --base-url needs no key)")
 
-    def _get_client(self) -> Any:
-        # An async HTTP client is bound to the loop it first ran on; a new asyncio.run needs a new one.
+    def _get_client(self, url: str | None = None) -> Any:
+        """The client for one endpoint (default: the only one, or OpenAI's own when none was given)."""
+        # An async HTTP client is bound to the loop it first ran on; a new asyncio.run needs new ones.
         loop = asyncio.get_running_loop()
-        if self._client is None or self._client_loop is not loop:
+        if self._client_loop is not loop:
+            self._clients, self._client_loop = {}, loop
+        url = url if url is not None else self.base_url
+        if url not in self._clients:
             import openai
 
-            self._client = openai.AsyncOpenAI(base_url=self.base_url, api_key=self._api_key, max_retries=0,
-                                              timeout=self.request_timeout)
-            self._client_loop = loop
-        return self._client
+            self._clients[url] = openai.AsyncOpenAI(base_url=url, api_key=self._api_key, max_retries=0,
+                                                    timeout=self.request_timeout)
+        return self._clients[url]
+
+    def endpoint_stats(self) -> list[dict[str, Any]] | None:
+        """Per-endpoint requests, errors, failovers and latency when several endpoints are in use."""
+        return self._pool.stats() if self._pool is not None else None
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            client, self._client = self._client, None
+        clients, self._clients = self._clients, {}
+        for client in clients.values():
             with contextlib.suppress(RuntimeError):  # its loop is gone already: nothing left to release
                 await client.close()
 
@@ -209,12 +227,16 @@ class OpenAIEvaluator(Evaluator):
         mm = {**self.extra_body.get("mm_processor_kwargs", {}), **self._mm_kwargs(built)}
         if mm:
             body["mm_processor_kwargs"] = mm
-        try:
-            # client.post with a plain dict, not chat.completions.create: the typed layer walks every
-            # (base64) part and builds pydantic models, which doubled our per-request CPU at high rates.
-            data = await self._get_client().post("/chat/completions", body=body, cast_to=object)
-        except Exception as exc:  # noqa: BLE001 - every failure leaves as a typed EvaluatorError
-            raise self._translate(exc) from None
+
+        async def post(url: str | None) -> Any:
+            try:
+                # client.post with a plain dict, not chat.completions.create: the typed layer walks every
+                # (base64) part and builds pydantic models, which doubled our per-request CPU at high rates.
+                return await self._get_client(url).post("/chat/completions", body=body, cast_to=object)
+            except Exception as exc:  # noqa: BLE001 - every failure leaves as a typed EvaluatorError
+                raise self._translate(exc) from None
+
+        data = await (self._pool.run(post) if self._pool is not None else post(None))
         if not isinstance(data, dict) or not isinstance(data.get("choices"), list) or not data["choices"]:
             raise TransientError("malformed response: no choices in the reply body")
         return data, built
@@ -317,7 +339,7 @@ _TYPES: dict[str, type] = {
     "base_url": str, "api_key_env": str, "video_mode": str, "audio_mode": str, "transport": str,
     "fps": float, "max_frames": int, "max_pixels": int, "max_tokens": int, "temperature": float,
     "logprobs": bool, "top_logprobs": int, "seed": int, "mm_processor_kwargs": dict, "extra_body": dict,
-    "request_timeout": float,
+    "request_timeout": float, "per_endpoint_concurrency": int, "endpoint_cooldown": float,
 }
 
 

@@ -2,7 +2,9 @@
 
 A bad file becomes a record with its typed error (``error_code``: missing, empty, unreadable,
 truncated, ...) and the batch goes on; a metric that fails on one clip is recorded on that clip.
-Output is appended line by line, so an interrupted batch resumes where it stopped.
+Output is appended line by line, so an interrupted batch resumes where it stopped (a clip whose
+worker died is retried; every finished clip is kept). Clips run on an executor (local processes by
+default, or Ray); ``shard`` keeps one deterministic part of the clips and records it next to the output.
 """
 
 from __future__ import annotations
@@ -11,14 +13,15 @@ import json
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mtavg.executors import Executor, LocalExecutor
 from mtavg.metrics import METRICS, load_builtin_metrics
 from mtavg.metrics.base import load_clip
 from mtavg.samples import SampleStore
+from mtavg.sharding import Shard, ids_fingerprint
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v"}
 
@@ -105,32 +108,67 @@ def discover(paths: Iterable[str | Path], generator_regex: str | None = None) ->
     return refs
 
 
+WORKER_FAILED = "worker_failed"  # the executor lost the clip (crash, node loss): retried on resume
+
+
+class ShardConflict(RuntimeError):
+    """The output already holds another shard (or an unsharded run) of the metrics."""
+
+
+def shard_header_path(out: Path) -> Path:
+    """Where a sharded metrics output records its shard: ``m.jsonl`` -> ``m.shard.json``."""
+    return out.with_suffix(".shard.json")
+
+
+def _failed_record(args: tuple[str, list[str], str, str | None], exc: BaseException) -> dict[str, Any]:
+    path, _, video_id, generator = args
+    return {"video_id": video_id, "path": path, "generator": generator, "ok": False,
+            "error": f"{type(exc).__name__}: {path}: {exc}", "error_code": WORKER_FAILED,
+            "metrics": {}, "seconds": {}}
+
+
+def _write_shard_header(out: Path, shard: Shard, refs: Sequence[ClipRef], mine: Sequence[ClipRef],
+                        names: Sequence[str], has_rows: bool) -> None:
+    header = {"shard": {"index": shard.index, "count": shard.count}, "metrics": list(names),
+              "n_inputs": len(refs), "inputs_fingerprint": ids_fingerprint(r.video_id for r in refs),
+              "n_clips": len(mine), "clips": [str(r.path) for r in mine]}
+    path = shard_header_path(out)
+    if path.exists():
+        old = json.loads(path.read_text(encoding="utf-8"))
+        keys = ("shard", "metrics", "inputs_fingerprint")
+        clash = {k: old.get(k) for k in keys if old.get(k) != header[k]}
+        if clash:
+            raise ShardConflict(f"{out} holds {clash}, not {({k: header[k] for k in keys})}; choose another --out")
+    elif has_rows:
+        raise ShardConflict(f"{out} holds an unsharded metrics run; choose another --out for shard {shard}")
+    path.write_text(json.dumps(header, indent=1), encoding="utf-8")
+
+
 def compute_metrics(
     refs: Sequence[ClipRef], out: Path, *, metrics: Sequence[str] | None = None, jobs: int = 1,
+    executor: Executor | None = None, shard: Shard | None = None,
     on_done: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Metrics for every clip into ``out`` (jsonl, resumable: clips already there are skipped)."""
+    """Metrics for every clip (of ``shard``, when given) into ``out`` (jsonl, resumable: clips already
+    there are skipped, except those whose worker died). ``executor`` defaults to ``LocalExecutor(jobs)``."""
     names = select_metrics(metrics)
     store = SampleStore(out)  # keyed by "qid": we use the clip's path, unique per clip
-    todo = [r for r in refs if str(r.path) not in store.rows]
-
-    def keep(record: dict[str, Any]) -> None:
-        store.append({"qid": record["path"], **record})
-        if on_done:
-            on_done(record)
-
+    if not shard and shard_header_path(out).exists():
+        raise ShardConflict(f"{out} holds shard output ({shard_header_path(out).name}); choose another --out")
+    mine = [r for r in refs if shard.owns(r.video_id)] if shard else list(refs)
+    if shard:
+        _write_shard_header(out, shard, refs, mine, names, bool(store.rows))
+    store.drop({k for k, row in store.rows.items() if row.get("error_code") == WORKER_FAILED})
+    todo = [(str(r.path), names, r.video_id, r.generator) for r in mine if str(r.path) not in store.rows]
+    runner = executor or LocalExecutor(jobs)
     try:
-        if jobs <= 1:
-            for r in todo:
-                keep(compute_clip(r.path, names, video_id=r.video_id, generator=r.generator))
-        else:
-            with ProcessPoolExecutor(max_workers=jobs) as pool:
-                futures = [pool.submit(_worker, (str(r.path), names, r.video_id, r.generator)) for r in todo]
-                for fut in as_completed(futures):
-                    keep(fut.result())
+        for record in runner.map(_worker, todo, on_error=_failed_record):
+            store.append({"qid": record["path"], **record})
+            if on_done:
+                on_done(record)
     finally:
         store.close()
-    wanted = {str(r.path) for r in refs}
+    wanted = {str(r.path) for r in mine}
     return [{k: v for k, v in row.items() if k != "qid"} for key, row in store.rows.items() if key in wanted]
 
 

@@ -6,18 +6,22 @@ and injects faults (429, 500, slow, truncated or non-JSON bodies) from a seeded 
 Run it in-process (``with FakeOpenAIServer(latency=0.1) as srv:``) or as a process
 (``python -m mtavg.testing.fake_openai --port 0 --latency 0.2``, which prints its base URL); both
 serve the control endpoints GET /_log, GET /_stats, POST /_faults (JSON), POST /_reset.
+``kill()`` imitates a crashed node: requests in flight and on kept-alive connections are cut with no
+response (recorded with ``killed: True``), and new connections are refused.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import io
 import json
 import math
 import random
 import re
 import signal
+import socket
 import threading
 import time
 import wave
@@ -158,7 +162,7 @@ class _State:
     def __init__(self, latency: float, faults: Faults, responder: Callable[[dict], str] | None,
                  inspect_media: bool, yes_no: tuple[float, float]) -> None:
         self.latency, self.responder, self.inspect_media, self.yes_no = latency, responder, inspect_media, yes_no
-        self.lock, self.stopping = threading.Lock(), threading.Event()
+        self.lock, self.stopping, self.dead = threading.Lock(), threading.Event(), threading.Event()
         self.log: list[RecordedRequest] = []
         self.by_status: dict[str, int] = {}
         self.set_faults(faults)
@@ -212,6 +216,12 @@ class _Handler(BaseHTTPRequestHandler):
     def _error(self, status: int, message: str, extra: str = "") -> None:
         self._json(status, {"error": {"message": message, "type": "fake_error", "code": status}}, extra)
 
+    def _drop(self) -> None:
+        """Close the connection with no response, as a crashed server would."""
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+
     def _body(self) -> Any:
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         return json.loads(raw) if raw.strip() else {}
@@ -231,6 +241,8 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802
         st = self.server.state
         arrived = time.perf_counter()  # latency counts from arrival: parsing and inspection hide inside it
+        if st.dead.is_set():  # a request on a connection kept alive from before the kill
+            return self._drop()
         try:
             body = self._body()
         except (ValueError, UnicodeDecodeError):
@@ -257,6 +269,9 @@ class _Handler(BaseHTTPRequestHandler):
         wait = st.latency - (time.perf_counter() - arrived)
         if wait > 0:
             st.stopping.wait(wait)
+        if st.dead.is_set():
+            rec["killed"] = True
+            return self._drop()
         if rec["status"] == 429:
             return self._error(429, "rate limited (fake)", f"Retry-After: {st.faults.retry_after:g}\r\n")
         if rec["status"] >= 400:
@@ -336,6 +351,11 @@ class FakeOpenAIServer:
             self._httpd.state.stopping.set()  # release held requests
             self._httpd.shutdown()
             self._httpd.server_close()
+
+    def kill(self) -> None:
+        """Die like a crashed node: in-flight and kept-alive requests get no answer, new ones are refused."""
+        self._httpd.state.dead.set()
+        self.stop()
 
     def __enter__(self) -> FakeOpenAIServer:
         return self
