@@ -94,14 +94,27 @@ def test_v1_taxonomy_has_four_levels_and_nine_dimensions():
     assert taxonomy_from_dict(tax.to_dict()) == tax  # to_dict is the file format
 
 
-def test_shipped_registry_holds_only_v2_and_it_is_the_default():
-    assert list(SHIPPED) == ["mtavg-v2"] and DEFAULT_TAXONOMY == "mtavg-v2"
+def test_shipped_registry_holds_v2_and_avbench_and_v2_is_the_default():
+    assert list(SHIPPED) == ["mtavg-v2", "avbench"] and DEFAULT_TAXONOMY == "mtavg-v2"
     v2 = load_taxonomy("mtavg-v2")
     assert load_taxonomy() is v2 and v2.name == "mtavg-v2"
     assert (len(v2.categories), len(v2.sub_dimensions), len(v2.failure_modes)) == (3, 10, 45)
     assert taxonomy_from_dict(v2.to_dict()) == v2
     with pytest.raises(UnknownTaxonomy, match="mtavg-v2"):
         load_taxonomy("mtavg-v7")
+
+
+def test_avbench_taxonomy_files_every_perturbation_and_yes_no_dimension():
+    from mtavg.perturb import CATALOGUE
+    from mtavg.suites.yesno import DIMENSIONS
+
+    av = load_taxonomy("avbench")
+    assert (len(av.categories), len(av.sub_dimensions), len(av.failure_modes)) == (2, 5, 18)
+    assert taxonomy_from_dict(av.to_dict()) == av
+    # every perturbation is a failure mode of the sub-dimension its dimension maps to
+    for name, spec in CATALOGUE.items():
+        assert av.failure_modes[name].sub_dimension == DIMENSIONS[spec.dimension].code
+    assert {d.code for d in DIMENSIONS.values()} == set(av.sub_dimensions)
 
 
 def test_load_by_path_is_cached_until_the_file_changes(tmp_path):

@@ -118,6 +118,8 @@ def demo(
 
 
 from mtavg import (  # noqa: E402,F401 - register the other commands
+    cli_align,
+    cli_avbench,
     cli_avgen,
     cli_compare,
     cli_construct,

@@ -36,6 +36,15 @@ class RunConflict(RuntimeError):
     """The output directory holds a run of another model, modality or benchmark."""
 
 
+def media_ref(video_id: str, path: Path, role: str, modality: str) -> MediaRef:
+    """One clip as a request carries it under ``modality`` (probed: a broken file fails here, typed)."""
+    info = probe(path)
+    if modality != "no_audio" and not info.has_audio:
+        raise NoAudioStream(f"{path}: no audio stream (needed for modality {modality!r})")
+    return MediaRef(video_id=video_id, path=path, role=role, use_video=modality != "no_vision",
+                    use_audio=modality != "no_audio", duration_s=info.duration_s, has_audio=info.has_audio)
+
+
 def build_request(item: QAItem, bench: Benchmark, modality: str) -> Request:
     """The request for one item, with the modality applied to the media references (not by backends)."""
     if modality not in MODALITIES:
@@ -43,15 +52,8 @@ def build_request(item: QAItem, bench: Benchmark, modality: str) -> Request:
     media: list[MediaRef] = []
     if modality != "text":
         for i, vid in enumerate(item.video_ids, 1):
-            info = probe(bench.video_path(vid))
-            if modality != "no_audio" and not info.has_audio:
-                raise NoAudioStream(f"{bench.video_path(vid)}: no audio stream (needed for modality {modality!r})")
-            media.append(MediaRef(
-                video_id=vid, path=bench.video_path(vid),
-                role=f"Clip {i}" if len(item.video_ids) > 1 else "Clip",
-                use_video=modality != "no_vision", use_audio=modality != "no_audio",
-                duration_s=info.duration_s, has_audio=info.has_audio,
-            ))
+            role = f"Clip {i}" if len(item.video_ids) > 1 else "Clip"
+            media.append(media_ref(vid, bench.video_path(vid), role, modality))
     return Request(
         qid=item.qid, prompt=render_prompt(item), media=tuple(media), modality=modality,  # type: ignore[arg-type]
         format=item.format, question=item.question, options=dict(item.options),

@@ -1,6 +1,7 @@
 """Evaluators that need nothing: reference points every real model must beat.
 
-- ``baseline:random`` — uniform random answers, seeded per (seed, qid) so reruns agree.
+- ``baseline:random`` — uniform random answers, seeded per (seed, qid) so reruns agree; its yes/no
+  "probability" is uniform in (0, 1), the chance level of AUC and pairwise accuracy.
 - ``baseline:prior`` — the most frequent gold label per sub-dimension and format, learned by
   two-fold cross-fitting over videos: an item is answered from the gold labels of the other fold
   only, so no item's own label (or its clip's other labels) leaks into its answer.
@@ -58,6 +59,10 @@ class RandomBaseline(_Baseline):
             windows = list(request.time_options)
             time = sorted(rng.choice(windows, size=int(rng.integers(1, len(windows) + 1)), replace=False).tolist())
         return _reply(request, answer, time, "uniform random choice")
+
+    async def yes_probability(self, request: Request) -> float:
+        """Uniform in (0, 1), seeded per qid: the chance reference for AUC and pairwise accuracy (0.5)."""
+        return float(np.random.default_rng(_stable_int(self.seed, request.qid, "yes")).uniform(0.0, 1.0))
 
 
 class AllOptionsBaseline(_Baseline):

@@ -14,17 +14,19 @@ def _template_version() -> str:
     import hashlib
 
     digest = hashlib.sha256()
-    for name in (*FORMATS, "judge"):
+    for name in (*FORMATS, *EXTRA_TEMPLATES):
         digest.update(resources.files(__package__).joinpath(f"{name}.txt").read_bytes())
     return digest.hexdigest()[:16]
 
 
+#: templates beside the per-format ones: the rationale judge, and AVBench-style yes/no questions
+EXTRA_TEMPLATES: tuple[str, ...] = ("judge", "yes_no")
 TEMPLATE_VERSION = _template_version()
 
 
-@lru_cache(maxsize=len(FORMATS) + 1)
+@lru_cache(maxsize=8)
 def load_template(fmt: str) -> Template:
-    if fmt not in (*FORMATS, "judge"):
+    if fmt not in (*FORMATS, *EXTRA_TEMPLATES):
         raise ValueError(f"no prompt template for format {fmt!r} (known: {', '.join(FORMATS)})")
     return Template(resources.files(__package__).joinpath(f"{fmt}.txt").read_text(encoding="utf-8"))
 

@@ -1,7 +1,8 @@
 """Failure taxonomies: categories (a paper may call them levels) -> sub-dimensions -> failure modes.
 
-One taxonomy ships: ``mtavg-v2`` (MTAVG-Bench 2.0, 3 categories -> 10 sub-dimensions -> 45 failure
-modes), the default. Any other taxonomy is a JSON file of the same shape, loaded by path; a benchmark
+Two taxonomies ship: ``mtavg-v2`` (MTAVG-Bench 2.0, 3 categories -> 10 sub-dimensions -> 45 failure
+modes), the default, and ``avbench`` (the yes/no dimensions of AVBench-style pair datasets, whose failure
+modes are the perturbation types; ``mtavg perturb build`` writes benchmarks that declare it). Any other taxonomy is a JSON file of the same shape, loaded by path; a benchmark
 directory declares its own (``taxonomy.json`` at its root, or ``bench.json`` naming one), and
 :func:`taxonomy_for_bench` finds it. docs/taxonomies.md explains how to add one.
 
@@ -25,7 +26,7 @@ from typing import Any
 
 DEFAULT_TAXONOMY = "mtavg-v2"
 #: shipped taxonomies: name -> JSON file beside this module
-SHIPPED: dict[str, str] = {"mtavg-v2": "taxonomy.json"}
+SHIPPED: dict[str, str] = {"mtavg-v2": "taxonomy.json", "avbench": "avbench.json"}
 #: files at a benchmark's root that select its taxonomy (see taxonomy_for_bench)
 BENCH_META_FILE, BENCH_TAXONOMY_FILE = "bench.json", "taxonomy.json"
 

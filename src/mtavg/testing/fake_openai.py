@@ -160,8 +160,10 @@ def _logprobs(content: str, top_n: int, yes_no: tuple[float, float] | None) -> d
 
 class _State:
     def __init__(self, latency: float, faults: Faults, responder: Callable[[dict], str] | None,
-                 inspect_media: bool, yes_no: tuple[float, float]) -> None:
+                 inspect_media: bool, yes_no: tuple[float, float],
+                 first_token: Callable[[dict], list[tuple[str, float]] | None] | None = None) -> None:
         self.latency, self.responder, self.inspect_media, self.yes_no = latency, responder, inspect_media, yes_no
+        self.first_token = first_token
         self.lock, self.stopping, self.dead = threading.Lock(), threading.Event(), threading.Event()
         self.log: list[RecordedRequest] = []
         self.by_status: dict[str, int] = {}
@@ -290,7 +292,16 @@ class _Handler(BaseHTTPRequestHandler):
     def _completion(self, st: _State, body: dict[str, Any], rec: RecordedRequest, content: str) -> bytes:
         choice: dict[str, Any] = {"index": 0, "message": {"role": "assistant", "content": content},
                                   "finish_reason": "stop", "logprobs": None}
-        if body.get("logprobs"):
+        if st.first_token is not None:
+            alts = st.first_token(body)
+            if alts is not None:  # None: a server that returns no logprobs
+                content = alts[0][0]
+                choice["message"]["content"] = content
+                top = alts[: int(body.get("top_logprobs") or 0)] or alts[:1]
+                choice["logprobs"] = {"content": [{
+                    "token": content, "logprob": alts[0][1], "bytes": list(content.encode()),
+                    "top_logprobs": [{"token": t, "logprob": lp, "bytes": list(t.encode())} for t, lp in top]}]}
+        elif body.get("logprobs"):
             yes_no = st.yes_no if content in ("Yes", "No") else None
             choice["logprobs"] = _logprobs(content, int(body.get("top_logprobs") or 0), yes_no)
         n_in = len(rec["text"]) // 4 + 100 * (rec["n_video_parts"] + rec["n_image_parts"] + rec["n_audio_parts"])
@@ -317,10 +328,13 @@ class FakeOpenAIServer:
 
     def __init__(self, latency: float = 0.0, faults: Faults | dict[str, Any] | None = None,
                  responder: Callable[[dict], str] | None = None, inspect_media: bool = True, *,
-                 port: int = 0, yes_prob: float = 0.8, no_prob: float = 0.15) -> None:
+                 port: int = 0, yes_prob: float = 0.8, no_prob: float = 0.15,
+                 first_token: Callable[[dict], list[tuple[str, float]] | None] | None = None) -> None:
+        """``first_token(body)`` -> [(token, logprob), ...] best first: the reply is that one token and its
+        top_logprobs are the list (a request's own logprobs, e.g. per clip); None = no logprobs at all."""
         faults = faults if isinstance(faults, Faults) else Faults(**(faults or {}))
         self._httpd = _HTTPServer(("127.0.0.1", port), _Handler)
-        self._httpd.state = _State(latency, faults, responder, inspect_media, (yes_prob, no_prob))
+        self._httpd.state = _State(latency, faults, responder, inspect_media, (yes_prob, no_prob), first_token)
         self.port = self._httpd.server_address[1]
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
