@@ -48,7 +48,7 @@ def _request(path: Path, dimension: str, text: str | None, index: int) -> Reques
 
 async def ascore_clips(paths: Sequence[str | Path], *, dimension: str = "av_consistency",
                        evaluator: str | Evaluator, texts: Sequence[str] | None = None, concurrency: int = 8,
-                       cache: bool = True, cache_path: Path | None = None, timeout_s: float = 300.0,
+                       cache: bool = True, cache_path: str | Path | None = None, timeout_s: float = 300.0,
                        max_attempts: int = 4, **backend_options: Any) -> list[ClipScore]:
     """``score_clips`` for callers already inside an event loop."""
     from mtavg.cache import ResponseCache, request_key
@@ -57,14 +57,18 @@ async def ascore_clips(paths: Sequence[str | Path], *, dimension: str = "av_cons
     from mtavg.loop import RequestLoop
     from mtavg.media.prepare import file_sha256
     from mtavg.secrets import redact
+    from mtavg.suites.yesno import get_dimension
 
+    get_dimension(dimension)  # a wrong name is the caller's KeyError (it lists the known ones), not each clip's
     if texts is not None and len(texts) != len(paths):
         raise ValueError(f"{len(paths)} clips but {len(texts)} texts")
     owned = isinstance(evaluator, str)
     ev = make_evaluator(evaluator, [], **backend_options) if isinstance(evaluator, str) else evaluator
     if type(ev).yes_probability is Evaluator.yes_probability:
+        if owned:
+            await ev.aclose()
         raise ValueError(f"{ev.name} cannot score yes/no probabilities (use openai:, hf: or baseline:random)")
-    store = ResponseCache(cache_path) if cache and ev.cacheable else None
+    store = ResponseCache(Path(cache_path) if cache_path else None) if cache and ev.cacheable else None
     loop = RequestLoop(ev, concurrency=concurrency, cache=store,
                        policy=RetryPolicy(max_attempts=max_attempts, timeout_s=timeout_s))
 
@@ -93,7 +97,7 @@ async def ascore_clips(paths: Sequence[str | Path], *, dimension: str = "av_cons
 
 def score_clips(paths: Sequence[str | Path], *, dimension: str = "av_consistency", evaluator: str | Evaluator,
                 texts: Sequence[str] | None = None, concurrency: int = 8, cache: bool = True,
-                cache_path: Path | None = None, timeout_s: float = 300.0, max_attempts: int = 4,
+                cache_path: str | Path | None = None, timeout_s: float = 300.0, max_attempts: int = 4,
                 **backend_options: Any) -> list[ClipScore]:
     """P(Yes) for each clip on ``dimension``, in input order; failures are ClipScores with an error.
 

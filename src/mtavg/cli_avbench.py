@@ -256,7 +256,7 @@ def score(
 
 @avbench_app.command()
 def summarize(
-    scores: Annotated[Path, Arg(help="scores.jsonl of `mtavg avbench score`")],
+    scores: Annotated[Path, Arg(help="scores.jsonl of `mtavg avbench score`, or its --out directory")],
     out: Annotated[Optional[Path], Opt(help="summary.json to write")] = None,  # noqa: UP045
     n_boot: Annotated[int, Opt()] = 1000,
     seed: Annotated[int, Opt()] = 0,
@@ -265,6 +265,8 @@ def summarize(
     from mtavg.suites.avbench import read_scores
     from mtavg.suites.avbench import summarize as summarize_rows
 
+    if scores.is_dir():
+        scores = scores / "scores.jsonl"
     try:
         rows = read_scores(scores)
     except (OSError, ValueError) as exc:

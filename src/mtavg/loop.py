@@ -115,11 +115,11 @@ class RequestLoop:
                 break
             if isinstance(result, Response):
                 self.ledger.add_usage(result.usage)
-                if self.cache is not None and cache_key is not None:
-                    self.cache.put(cache_key, self.evaluator.name, result)
                 outcome.response = result
             else:  # yes_probability and other scalar methods
                 outcome.response = Response(raw=json_number(result))
+            if self.cache is not None and cache_key is not None:  # scalars too: a clip scored before is free
+                self.cache.put(cache_key, self.evaluator.name, outcome.response)
             break
         outcome.latency_s = time.perf_counter() - start
         return outcome

@@ -18,7 +18,7 @@ from mtavg.bench import Benchmark, load_benchmark
 from mtavg.judge import apply_judgements
 from mtavg.metrics.run import WORKER_FAILED, shard_header_path
 from mtavg.run import audio_delivery, results_from_rows, usage_summary, write_results
-from mtavg.samples import PredictionsError, read_predictions
+from mtavg.samples import PredictionsError, read_jsonl, read_predictions
 from mtavg.sharding import Shard, ids_fingerprint, items_fingerprint
 
 # Fields every eval shard must agree on (run.json), and every metrics shard (its .shard.json).
@@ -174,13 +174,7 @@ def _read_metrics_shard(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]
         raise MergeError(f"{path}: no such metrics output")
     if not header_path.exists():
         raise MergeError(f"{path}: not a shard (no {header_path.name}); was it run with --shard i/n?")
-    rows = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise MergeError(f"{path}:{lineno}: not valid JSON ({exc.msg}); re-run the shard to repair") from exc
+    rows = [row for _, row in read_jsonl(path, MergeError, "; re-run the shard to repair")]
     return json.loads(header_path.read_text(encoding="utf-8")), rows
 
 

@@ -83,6 +83,19 @@ class SampleStore:
             self._fd = None
 
 
+def read_jsonl(path: Path, error: type[Exception] = ValueError, hint: str = "") -> list[tuple[int, Any]]:
+    """``(line number, value)`` of every non-blank line; a line that is not JSON raises ``error``
+    naming ``path:line`` (``hint`` says what to do about it)."""
+    rows = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append((lineno, json.loads(line)))
+            except json.JSONDecodeError as exc:
+                raise error(f"{path}:{lineno}: not valid JSON ({exc.msg}){hint}") from exc
+    return rows
+
+
 def read_predictions(path: Path) -> Iterator[dict[str, Any]]:
     """Rows holding at least ``qid`` and ``raw`` from a samples/predictions .jsonl or a .json list."""
     text = path.read_text(encoding="utf-8")
@@ -91,14 +104,7 @@ def read_predictions(path: Path) -> Iterator[dict[str, Any]]:
         rows = data if isinstance(data, list) else data.get("samples", [])
         numbered = list(enumerate(rows, 1))
     else:
-        numbered = []
-        for lineno, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                numbered.append((lineno, json.loads(line)))
-            except json.JSONDecodeError as exc:
-                raise PredictionsError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from exc
+        numbered = read_jsonl(path, PredictionsError)
     first_line: dict[str, int] = {}
     for lineno, row in numbered:
         if not isinstance(row, dict) or "qid" not in row:

@@ -16,6 +16,8 @@ from mtavg.perturb.stretch import pitch_shift as _pitch_shift
 
 #: Fades at the edges of a dropout, so the cut itself is not a click an evaluator could key on.
 FADE_S = 0.005
+#: Lowest frequency of added noise.
+AUDIBLE_HZ = 20.0
 
 
 def time_shift(track: AudioTrack, *, shift_ms: float) -> AudioTrack:
@@ -55,20 +57,21 @@ def pitch_shift(track: AudioTrack, *, semitones: float) -> AudioTrack:
     return track.with_samples(_pitch_shift(track.samples, semitones, track.rate))
 
 
-def coloured_noise(shape: tuple[int, int], color: str, rng: np.random.Generator) -> np.ndarray:
-    """Unit-power noise: white (flat), pink (1/f power) or brown (1/f^2 power), shaped in the spectrum."""
-    white = rng.standard_normal(shape)
-    if color == "white":
-        noise = white
-    else:
-        exponent = {"pink": 0.5, "brown": 1.0}.get(color)
-        if exponent is None:
-            raise ValueError(f"noise colour {color!r}: choose white, pink or brown")
-        spec = np.fft.rfft(white, axis=-1)
-        f = np.arange(spec.shape[-1], dtype=np.float64)
-        f[0] = f[1] if len(f) > 1 else 1.0
-        noise = np.fft.irfft(spec / f ** exponent, n=shape[1], axis=-1)
-    noise = noise - noise.mean(axis=-1, keepdims=True)
+def coloured_noise(shape: tuple[int, int], color: str, rng: np.random.Generator, sample_rate: int) -> np.ndarray:
+    """Unit-power noise: white (flat), pink (1/f power) or brown (1/f^2 power), shaped in the spectrum.
+
+    Nothing below 20 Hz: brown noise would otherwise put most of its power into inaudible rumble that
+    an AAC encoder partly drops, so the SNR heard (and measured after encoding) would not be the one asked.
+    """
+    exponent = {"white": 0.0, "pink": 0.5, "brown": 1.0}.get(color)
+    if exponent is None:
+        raise ValueError(f"noise colour {color!r}: choose white, pink or brown")
+    spec = np.fft.rfft(rng.standard_normal(shape), axis=-1)
+    f = np.fft.rfftfreq(shape[1], 1.0 / sample_rate)
+    gain = np.zeros_like(f)
+    audible = f >= AUDIBLE_HZ
+    gain[audible] = (f[audible] / AUDIBLE_HZ) ** -exponent
+    noise = np.fft.irfft(spec * gain, n=shape[1], axis=-1)
     return noise / np.sqrt(np.mean(noise ** 2) + 1e-30)
 
 
@@ -77,7 +80,7 @@ def add_noise(track: AudioTrack, *, snr_db: float, color: str = "white", seed: i
     power = float(np.mean(track.samples.astype(np.float64) ** 2))
     if power <= 0:
         raise ValueError("the soundtrack is digital silence: a signal-to-noise ratio is undefined")
-    noise = coloured_noise(track.samples.shape, color, np.random.default_rng(seed))
+    noise = coloured_noise(track.samples.shape, color, np.random.default_rng(seed), track.rate)
     noise *= np.sqrt(power / 10.0 ** (snr_db / 10.0))
     return track.with_samples(track.samples + noise)
 

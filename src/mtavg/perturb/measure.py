@@ -20,6 +20,8 @@ from mtavg.perturb.stretch import resample
 
 #: How close a measurement must come to the parameter for the clip to pass.
 TOLERANCE = {"shift_ms": 5.0, "semitones": 0.3, "snr_db": 1.0, "duration_ratio": 0.01}
+#: A second correlation peak further than this from the best, and this close in height: ambiguous lag.
+AMBIGUITY_GUARD_S, AMBIGUITY_RATIO = 0.005, 0.9
 #: Fewer voiced frames than this in both clips: the pitch cannot be measured (noise, whispers, engines).
 MIN_VOICED_FRAMES = 50
 
@@ -43,8 +45,14 @@ def measure_shift_ms(ref: AudioTrack, pert: AudioTrack, max_ms: float = 2500.0) 
         a, b, d = c[i - 1], c[i], c[i + 1]
         den = a - 2 * b + d
         frac = 0.5 * (a - d) / den if den != 0 else 0.0
-    peak = float(c[i] / (np.sqrt(np.sum(x * x) * np.sum(y * y)) + 1e-20))
-    return {"shift_ms": float((lags[i] + frac) / ref.rate * 1000.0), "peak_correlation": round(peak, 4)}
+    norm = np.sqrt(np.sum(x * x) * np.sum(y * y)) + 1e-20
+    peak = float(c[i] / norm)
+    # Periodic sound (a steady tone, a loop) correlates almost as well one period away: then the lag is
+    # ambiguous and we say so rather than report a wrong one.
+    far = np.abs(lags - lags[i]) > AMBIGUITY_GUARD_S * ref.rate
+    runner_up = float(c[far].max() / norm) if far.any() else 0.0
+    return {"shift_ms": float((lags[i] + frac) / ref.rate * 1000.0), "peak_correlation": round(peak, 4),
+            "ambiguous": bool(peak > 0 and runner_up > AMBIGUITY_RATIO * peak)}
 
 
 def measure_snr_db(ref: AudioTrack, pert: AudioTrack) -> float:
@@ -115,9 +123,12 @@ def segment_level_db(track: AudioTrack, segments: Sequence[Sequence[float]]) -> 
 
 # ---------------------------------------------------------------- pictures
 def _frames(path: Path, max_pixels: int = 256 * 144) -> tuple[np.ndarray, np.ndarray]:
+    from mtavg.media import probe
     from mtavg.media.prepare import decode_clip
 
-    d = decode_clip(path, fps=None, max_frames=10 ** 6, max_pixels=max_pixels, with_audio=False)
+    # Every frame: one target per source frame (fps=None would sample only 8 frames in all).
+    fps = probe(path).fps or 25.0
+    d = decode_clip(path, fps=fps, max_frames=10 ** 6, max_pixels=max_pixels, with_audio=False)
     if d.frames is None:
         raise ValueError(f"{path}: no frames")
     return d.frames, d.frame_times
@@ -127,6 +138,12 @@ def repeated_frames(frames: np.ndarray, threshold: float = 0.5) -> np.ndarray:
     """(T,) True where a frame repeats the one before it (mean absolute difference < ``threshold``)."""
     diff = np.abs(np.diff(frames.astype(np.int16), axis=0)).mean(axis=(1, 2, 3))
     return np.concatenate([[False], diff < threshold])
+
+
+def _frame_change(frames: np.ndarray) -> np.ndarray:
+    """(T,) mean absolute difference of each frame from the one before it (0 for the first)."""
+    diff = np.abs(np.diff(frames.astype(np.int16), axis=0)).mean(axis=(1, 2, 3))
+    return np.concatenate([[0.0], diff])
 
 
 def sharpness(frames: np.ndarray) -> float:
@@ -161,7 +178,8 @@ def verify_clip(negative: Path, reference: Path, perturbation: str, params: dict
     if perturbation == "time_shift":
         e["shift_ms"] = params["shift_ms"]
         m.update(measure_shift_ms(ref, pert))
-        result["ok"] = abs(m["shift_ms"] - e["shift_ms"]) <= TOLERANCE["shift_ms"]
+        if not m["ambiguous"]:
+            result["ok"] = abs(m["shift_ms"] - e["shift_ms"]) <= TOLERANCE["shift_ms"]
     elif perturbation == "speed_change":
         e["duration_ratio"] = 1 / params["factor"]
         m["duration_ratio"] = measure_duration_ratio(ref, pert)
@@ -206,27 +224,44 @@ def verify_clip(negative: Path, reference: Path, perturbation: str, params: dict
 
 def _verify_video(result: dict[str, Any], negative: Path, reference: Path, perturbation: str,
                   params: dict[str, Any]) -> dict[str, Any]:
-    ref, times = _frames(reference)
-    pert, _ = _frames(negative)
+    # Colour needs more pixels: a 256x144 decode of a cast, high-contrast texture reads the gain ~5 % low
+    # (4:2:0 chroma is rescaled and clipped before it becomes RGB); 640x360 reads it within ~3 %.
+    pixels = 640 * 360 if perturbation == "colour_cast" else 256 * 144
+    ref, times = _frames(reference, pixels)
+    pert, _ = _frames(negative, pixels)
     n = min(len(ref), len(pert))
     ref, pert, times = ref[:n], pert[:n], times[:n]
     e, m = result["expected"], result["measured"]
+    still = repeated_frames(ref)  # the source itself does not move here: a held frame cannot show
     if perturbation == "freeze":
         window = (times >= params["start_s"]) & (times < params["start_s"] + params["duration_s"])
         held_expected = max(0, int(window.sum()) - 1)
-        extra = repeated_frames(pert) & ~repeated_frames(ref)
+        extra = repeated_frames(pert) & ~still
         e["frames_held"], m["frames_held"] = held_expected, int((extra & window).sum())
+        m["frames_held_visible"] = int((window & ~still).sum()) - (1 if window.any() else 0)
         m["frames_held_outside"] = int((extra & ~window).sum())
-        result["ok"] = m["frames_held"] >= 0.9 * held_expected and m["frames_held_outside"] <= 0.02 * n
+        result["ok"] = (m["frames_held"] >= 0.9 * max(0, m["frames_held_visible"])
+                        and m["frames_held_outside"] <= 0.02 * n)
     elif perturbation == "stutter":
-        extra = repeated_frames(pert) & ~repeated_frames(ref)
+        idx = np.arange(n)
+        dropped = idx % params["period"] >= params["period"] - params["hold"]
+        # A held frame is re-encoded as a P-frame that x264 may refine, so it need not be bit-identical
+        # to the one before it: call it repeated when its change is small against the source's own motion
+        # at that position (codec noise ~0.3-1 grey levels, motion here several).
+        motion_ref = _frame_change(ref)
+        repeats = repeated_frames(pert) | (_frame_change(pert) < 0.25 * motion_ref)
+        at, off = dropped & ~still, ~dropped & ~still
         e["dropped_share"] = params["hold"] / params["period"]
-        m["dropped_share"] = round(float(extra.mean()), 4)
-        result["ok"] = abs(m["dropped_share"] - e["dropped_share"]) <= 0.1 * e["dropped_share"] + 2 / n
+        m["dropped_share"] = round(float((repeats & ~still).sum() / max(1, (~still).sum())), 4)
+        m["repeated_where_dropped"] = round(float(repeats[at].mean()), 4) if at.any() else None
+        m["repeated_elsewhere"] = round(float(repeats[off].mean()), 4) if off.any() else None
+        if at.any() and off.any():
+            result["ok"] = m["repeated_where_dropped"] >= 0.9 and m["repeated_elsewhere"] <= 0.05
     elif perturbation == "colour_cast":
         e["gains"] = params["gains"]
         m["gains"] = channel_gains(ref, pert)
-        result["ok"] = all(abs(a - b) <= 0.05 for a, b in zip(m["gains"], e["gains"], strict=True))
+        # within 10 % of each channel's change, plus 0.02 for the codec
+        result["ok"] = all(abs(a - b) <= 0.1 * abs(b - 1) + 0.02 for a, b in zip(m["gains"], e["gains"], strict=True))
     elif perturbation == "blur":
         e["sharpness_ratio"] = "< 0.8"
         m["sharpness_ratio"] = round(sharpness(pert) / max(sharpness(ref), 1e-9), 4)
@@ -235,23 +270,21 @@ def _verify_video(result: dict[str, Any], negative: Path, reference: Path, pertu
 
 
 def verify_dataset(root: Path, *, limit: int | None = None) -> list[dict[str, Any]]:
-    """Every made negative of a pair dataset measured against its positive (see ``verify_clip``)."""
+    """Every made negative of a pair dataset measured against its source clip (see ``verify_clip``).
+
+    The source, not the positive, is the reference: the positive went through AAC once more, and at
+    25 dB SNR that second encoding alone would move the measured SNR by ~1.5 dB.
+    """
     import json
 
     rows = [json.loads(line) for line in (root / "manifest.jsonl").read_text(encoding="utf-8").splitlines()
             if line.strip()]
-    ok = {r["clip_id"]: r for r in rows if r["status"] == "ok"}
     source_dir = Path(json.loads((root / "build.json").read_text(encoding="utf-8"))["source_dir"])
     out = []
-    for r in [r for r in ok.values() if r["role"] == "negative"][:limit]:
-        positive = ok.get(f"pos-{r['source_id']}")
-        if positive is None:
-            out.append({"clip_id": r["clip_id"], "perturbation": r["perturbation"], "ok": None,
-                        "error": "its positive was not made"})
-            continue
+    for r in [r for r in rows if r["status"] == "ok" and r["role"] == "negative"][:limit]:
         donor = r["params"].get("donor_path")
         try:
-            res = verify_clip(root / r["path"], root / positive["path"], r["perturbation"], r["params"],
+            res = verify_clip(root / r["path"], source_dir / r["source_path"], r["perturbation"], r["params"],
                               donor=(source_dir / donor) if donor else None)
         except Exception as exc:  # noqa: BLE001 - one unmeasurable clip is its row, not the end
             res = {"perturbation": r["perturbation"], "ok": None, "error": f"{type(exc).__name__}: {exc}"}

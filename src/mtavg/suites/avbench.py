@@ -294,7 +294,7 @@ def summarize(rows: Sequence[dict[str, Any]], *, n_boot: int = 1000, seed: int =
                          positives, n_boot, seed)
             for kind in sorted({r["perturbation"] for r in mine if r["role"] == "negative"})}
         block["by_level"] = {
-            level: _group(positives + [r for r in mine if r["level"] == level and r["role"] == "negative"],
+            level: _group(positives + [r for r in mine if str(r["level"]) == level and r["role"] == "negative"],
                           positives, n_boot, seed)
             for level in sorted({str(r["level"]) for r in mine if r["role"] == "negative"})}
         summary["dimensions"][dim] = block
@@ -303,11 +303,6 @@ def summarize(rows: Sequence[dict[str, Any]], *, n_boot: int = 1000, seed: int =
 
 def read_scores(path: Path) -> list[dict[str, Any]]:
     """Rows of a scores.jsonl (a line that is not JSON is an error naming its line)."""
-    rows = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-    return rows
+    from mtavg.samples import read_jsonl
+
+    return [row for _, row in read_jsonl(path)]
