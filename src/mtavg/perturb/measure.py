@@ -245,11 +245,12 @@ def _verify_video(result: dict[str, Any], negative: Path, reference: Path, pertu
     elif perturbation == "stutter":
         idx = np.arange(n)
         dropped = idx % params["period"] >= params["period"] - params["hold"]
-        # A held frame is re-encoded as a P-frame that x264 may refine, so it need not be bit-identical
-        # to the one before it: call it repeated when its change is small against the source's own motion
-        # at that position (codec noise ~0.3-1 grey levels, motion here several).
-        motion_ref = _frame_change(ref)
-        repeats = repeated_frames(pert) | (_frame_change(pert) < 0.25 * motion_ref)
+        # A held frame is re-encoded (x264 may refine it, or code it afresh at a scene-cut decision), so it
+        # need not be bit-identical to the one before it. Compare instead: a held frame is much closer to
+        # the frame before it than to the source frame of its own time; a fresh frame is the reverse.
+        to_previous = _frame_change(pert)
+        to_source = np.abs(pert.astype(np.int16) - ref.astype(np.int16)).mean(axis=(1, 2, 3))
+        repeats = repeated_frames(pert) | ((to_previous < 0.5 * to_source) & (idx > 0))
         at, off = dropped & ~still, ~dropped & ~still
         e["dropped_share"] = params["hold"] / params["period"]
         m["dropped_share"] = round(float((repeats & ~still).sum() / max(1, (~still).sum())), 4)
