@@ -258,3 +258,17 @@ def test_table_reads_readme_style_markup_and_ignores_extra_columns():
     assert aggregate_table([row])["Veo 3.1-fast"].total == pytest.approx(67.87, abs=0.01)
     with pytest.raises(AggregationError, match="two columns for module LoPhy"):
         parse_table(text.replace("Hi-Phy", "LoPhy"), "dup.csv")
+
+
+def test_a_markdown_pipe_table_reads_like_the_csv(tmp_path):
+    lines = [line for line in PUBLISHED.read_text().splitlines() if not line.startswith("#")]
+    md = ["| " + " | ".join(lines[0].split(",")) + " |", "|" + "---|" * len(lines[0].split(","))]
+    md += ["| " + " | ".join(f"**{c}**" if j == 1 else c for j, c in enumerate(line.split(","))) + " |"
+           for line in lines[1:]]
+    path = tmp_path / "table.md"
+    path.write_text("\n".join(md) + "\n")
+    from_md = aggregate_table(read_table(path))
+    from_csv = aggregate_table(read_table(PUBLISHED))
+    assert list(from_md) == list(from_csv)
+    for name, t in from_md.items():
+        assert t.total == pytest.approx(from_csv[name].total, abs=1e-12)

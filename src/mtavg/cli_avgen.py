@@ -46,6 +46,9 @@ def print_totals(totals: dict, *, title: str) -> None:
         table.add_row(name, *cells)
     console.print(table)
     for name, t in totals.items():
+        for extra, score in t.extra.items():
+            console.print(f"{name}: {extra} {_fmt(score.score)} on {score.n_ok} clips ({score.n_failed} failed, "
+                          f"{score.n_not_applicable} not applicable; not in the total)", highlight=False)
         if t.missing:
             why = "total undefined" if t.strict else "weights re-normalised over the rest"
             console.print(f"{name}: missing {', '.join(t.missing)} ({why})", highlight=False)
@@ -64,6 +67,8 @@ def aggregate(
                                                          "(+ optional Total to compare against)")] = None,
     strict: Annotated[bool, Opt("--strict", help="failed clips score 0; a missing module makes the total "
                                                  "undefined")] = False,
+    pitch_as_music: Annotated[bool, Opt("--pitch-as-music", help="count our Pitch records as the Music module "
+                                                                 "(default: reported beside the total)")] = False,
     as_json: Annotated[bool, Opt("--json", help="print JSON")] = False,
 ) -> None:
     """The AVGen-Bench total per generator (published Scheme 2 weights and normalisation)."""
@@ -78,7 +83,7 @@ def aggregate(
             totals = aggregate_table(read_table(table), strict=strict)
             source = str(table)
         else:
-            totals = aggregate_records(read_records(records_dir), strict=strict)
+            totals = aggregate_records(read_records(records_dir), strict=strict, pitch_as_music=pitch_as_music)
             source = str(records_dir)
     except (AggregationError, RecordsInvalid) as exc:
         _fail(str(exc))
@@ -117,3 +122,101 @@ def match(
         console.print(f"no clip: {p.clip_relpath}  ({p.source})", highlight=False, markup=False)
     for c in result.unmatched_clips:
         console.print(f"no prompt: {c.relative_to(result.clips_root).as_posix()}", highlight=False, markup=False)
+
+
+def _suite_and_root(prompts_dir: Path, clips_root: Path):
+    from mtavg.suites.avgen_prompts import PromptsInvalid, load_prompts
+
+    try:
+        return load_prompts(prompts_dir)
+    except PromptsInvalid as exc:
+        _fail(str(exc))
+
+
+def _report_run(result: dict, out: Path) -> None:
+    for module, path in result["files"].items():
+        console.print(f"{module}: {path}", highlight=False)
+    for module, why in result.get("unavailable", {}).items():
+        console.print(f"{module}: not run ({why})", highlight=False, markup=False)
+    for rel in result["unmatched_prompts"]:
+        console.print(f"no clip (failed in every module): {rel}", highlight=False, markup=False)
+    for rel in result["unmatched_clips"]:
+        console.print(f"no prompt (not scored): {rel}", highlight=False, markup=False)
+    console.print(f"next: mtavg avgen aggregate {out}", highlight=False)
+
+
+@avgen_app.command("run")
+def run_modules(
+    prompts_dir: Annotated[Path, typer.Argument(help="directory of <category>.json prompt files")],
+    clips_root: Annotated[Path, typer.Argument(help="a generator's clips: <root>/<category>/<name>.mp4")],
+    out: Annotated[Path, Opt("--out", help="records directory (records go to OUT/<generator>/)")],
+    generator: Annotated[str, Opt("--generator", help="the generator's name in the records")],
+    modules: Annotated[str, Opt("--modules", help="comma list of AV, Lip, Aud, Pitch")] = "AV,Lip,Aud,Pitch",
+    backend: Annotated[str, Opt("--backend", help="auto (plugins when weights are here) | models | signal")] = "auto",
+    jobs: Annotated[int, Opt("--jobs", help="worker processes")] = 2,
+    executor: Annotated[str, Opt("--executor", help="local | ray")] = "local",
+    address: Annotated[Optional[str], Opt("--address", help="Ray address")] = None,  # noqa: UP045
+    progress: Annotated[bool, Opt("--progress/--no-progress", help="show a progress bar")] = True,
+) -> None:
+    """Offline AVGen-Bench modules (AV, Lip, Aud, Pitch) into module records; re-run to resume."""
+    from mtavg.executors import make_executor
+    from mtavg.progress import ItemProgress
+    from mtavg.suites.avgen_modules import run_offline_modules
+    from mtavg.suites.avgen_prompts import match_clips
+
+    suite = _suite_and_root(prompts_dir, clips_root)
+    names = [m.strip() for m in modules.split(",") if m.strip()]
+    try:
+        total = len(match_clips(suite, clips_root).matched)
+        runner = make_executor(executor, jobs=jobs, address=address)
+        with ItemProgress(total, label="clips", enabled=progress) as bar:
+            result = run_offline_modules(suite, clips_root, out, generator=generator, modules=names,
+                                         backend=backend, executor=runner,
+                                         on_done=lambda r: bar.advance({**r, "valid": not r.get("error")}))
+    except (ValueError, OSError) as exc:
+        _fail(str(exc))
+    _report_run(result, out)
+
+
+@avgen_app.command("judge")
+def judge_modules(
+    prompts_dir: Annotated[Path, typer.Argument(help="directory of <category>.json prompt files")],
+    clips_root: Annotated[Path, typer.Argument(help="a generator's clips: <root>/<category>/<name>.mp4")],
+    out: Annotated[Path, Opt("--out", help="records directory (records go to OUT/<generator>/)")],
+    generator: Annotated[str, Opt("--generator", help="the generator's name in the records")],
+    model: Annotated[str, Opt("--model", help="evaluator: openai:NAME, gemini:NAME, hf:PATH")],
+    modules: Annotated[str, Opt("--modules", help="comma list of Text, Speech, HiPhy, Holistic")] = "Text,Speech,HiPhy,Holistic",
+    base_url: Annotated[Optional[list[str]], Opt("--base-url", help="endpoint(s) for openai:")] = None,  # noqa: UP045
+    api_key_env: Annotated[Optional[str], Opt("--api-key-env", help="env variable holding the API key")] = None,  # noqa: UP045
+    option: Annotated[Optional[list[str]], Opt("--option", help="backend option KEY=VALUE")] = None,  # noqa: UP045
+    concurrency: Annotated[int, Opt("--concurrency", help="requests in flight")] = 4,
+    cache: Annotated[bool, Opt("--cache/--no-cache", help="use the response cache")] = True,
+    cache_path: Annotated[Optional[Path], Opt("--cache-path", help="SQLite cache file")] = None,  # noqa: UP045
+    timeout: Annotated[float, Opt("--timeout", help="seconds per request")] = 300.0,
+    progress: Annotated[bool, Opt("--progress/--no-progress", help="show a progress bar")] = True,
+) -> None:
+    """Judged AVGen-Bench modules through an evaluator, scores recombined in code; re-run to resume."""
+    from mtavg.cli_run import parse_options
+    from mtavg.endpoints import endpoint_options
+    from mtavg.progress import ItemProgress
+    from mtavg.suites.avgen_judge import run_judge_modules
+    from mtavg.suites.avgen_prompts import match_clips
+
+    suite = _suite_and_root(prompts_dir, clips_root)
+    names = [m.strip() for m in modules.split(",") if m.strip()]
+    try:
+        opts = parse_options(option)
+        if api_key_env:
+            opts["api_key_env"] = api_key_env
+        endpoint_opts, concurrency = endpoint_options(model, base_url, None, concurrency)
+        opts.update(endpoint_opts)
+        total = len(match_clips(suite, clips_root).matched) * len(names)
+        with ItemProgress(total, label="judgements", enabled=progress) as bar:
+            result = run_judge_modules(suite, clips_root, out, generator=generator, evaluator=model, modules=names,
+                                       concurrency=concurrency, cache=cache, cache_path=cache_path,
+                                       timeout_s=timeout,
+                                       on_done=lambda r: bar.advance({**r, "valid": r.get("reply") is not None}),
+                                       **opts)
+    except (ValueError, OSError) as exc:
+        _fail(str(exc))
+    _report_run(result, out)

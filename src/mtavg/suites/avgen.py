@@ -25,12 +25,13 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mtavg.suites.avgen_records import MODULES, ModuleRecord
+from mtavg.suites.avgen_records import EXTRA_MODULES, MODULES, ModuleRecord
 
 AV_THRESHOLD_S = 0.5
 LIP_THRESHOLD_FRAMES = 8.0
@@ -112,6 +113,7 @@ class SuiteTotal:
     strict: bool
     published_total: float | None = None
     failed_clips: dict[str, list[str]] = field(default_factory=dict)
+    extra: dict[str, ModuleScore] = field(default_factory=dict)  # reported beside the total (Pitch)
 
     def to_dict(self) -> dict[str, Any]:
         """Flat JSON view: ``{module: points, "total", "coverage", group means, details}``."""
@@ -126,6 +128,9 @@ class SuiteTotal:
             out["failed_clips"] = self.failed_clips
         if self.published_total is not None:
             out["published_total"] = self.published_total
+        for name, score in self.extra.items():
+            out[name] = {"score": score.score, "n_ok": score.n_ok, "n_failed": score.n_failed,
+                         "n_not_applicable": score.n_not_applicable, "in_total": False}
         return out
 
 
@@ -165,27 +170,37 @@ def module_score(module: str, records: Iterable[ModuleRecord], *, strict: bool =
     if not ok:
         return ModuleScore(module, None, None, 0, n_failed, n_na)
     raw_mean = sum(ok) / len(ok)
-    points = NORMALISE[module](raw_mean)
+    points = NORMALISE.get(module, _clamp)(raw_mean)  # extra modules (Pitch) are 0-100 already
     if strict:
         # Failed clips score 0 points: the module's mean over ok + failed clips.
         points *= len(ok) / (len(ok) + n_failed)
     return ModuleScore(module, raw_mean, points, len(ok), n_failed, n_na)
 
 
-def aggregate(records: Iterable[ModuleRecord], *, strict: bool = False) -> dict[str, SuiteTotal]:
-    """Per-generator totals from module records (pure: no I/O); generators in sorted order."""
+def aggregate(records: Iterable[ModuleRecord], *, strict: bool = False,
+              pitch_as_music: bool = False) -> dict[str, SuiteTotal]:
+    """Per-generator totals from module records (pure: no I/O); generators in sorted order.
+
+    ``Pitch`` records are scored on their own (``SuiteTotal.extra``) and stay out of the total, unless
+    ``pitch_as_music`` puts them in the Music slot (an error when Music records exist as well).
+    """
     by_generator: dict[str, dict[str, list[ModuleRecord]]] = {}
     for r in records:
-        if r.module not in NORMALISE:
+        if r.module not in NORMALISE and r.module not in EXTRA_MODULES:
             raise AggregationError(f"clip {r.clip!r}: unknown module {r.module!r}")
-        by_generator.setdefault(r.generator or "default", {}).setdefault(r.module, []).append(r)
+        module = "Music" if pitch_as_music and r.module == "Pitch" else r.module
+        by_generator.setdefault(r.generator or "default", {}).setdefault(module, []).append(r)
     out: dict[str, SuiteTotal] = {}
     for generator in sorted(by_generator):
         per_module = by_generator[generator]
+        music = {r.module for r in per_module.get("Music", [])}
+        if pitch_as_music and len(music) > 1:
+            raise AggregationError(f"{generator}: both Music and Pitch records; --pitch-as-music needs one of them")
+        extra = {m: module_score(m, per_module.pop(m), strict=strict) for m in EXTRA_MODULES if m in per_module}
         scores = {m: module_score(m, rs, strict=strict) for m, rs in per_module.items()}
         failed = {m: [r.clip for r in rs if r.status == "failed"] for m, rs in per_module.items()}
-        out[generator] = combine(generator, scores, strict=strict,
-                                 failed_clips={m: c for m, c in failed.items() if c})
+        total = combine(generator, scores, strict=strict, failed_clips={m: c for m, c in failed.items() if c})
+        out[generator] = SuiteTotal(**{**total.__dict__, "extra": extra})
     return out
 
 
@@ -226,15 +241,28 @@ def _cell(text: str, where: str) -> float | None:
     return value
 
 
+_MD_RULE = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?\s*$")
+
+
+def _markdown_row(line: str) -> str:
+    cells = [c.strip() for c in line.strip().strip("|").split("|")]
+    out = io.StringIO()
+    csv.writer(out).writerow(cells)
+    return out.getvalue().rstrip("\r\n")
+
+
 def parse_table(text: str, source: str = "<table>") -> list[TableRow]:
     """Rows of a CSV with ``model`` + the eleven module columns (+ optional ``total``); ``#`` lines are notes.
 
     Values are raw module units, as in the AVGen-Bench README (its table reproduces its totals only when
     read as raw). Other columns (e.g. ``Components``) are ignored; an empty cell is a module not run.
+    A Markdown pipe table (``| Model | Vis | ... |``, as pasted from a README) is read the same way.
     """
     lines = [(i, line) for i, line in enumerate(text.splitlines(), 1) if line.strip() and not line.startswith("#")]
     if not lines:
         raise AggregationError(f"{source}: empty table")
+    if lines[0][1].lstrip().startswith("|"):
+        lines = [(i, _markdown_row(line)) for i, line in lines if not _MD_RULE.match(line)]
     reader = csv.reader(io.StringIO("\n".join(line for _, line in lines)))
     header = [h.strip() for h in next(reader)]
     columns: dict[int, str] = {}
