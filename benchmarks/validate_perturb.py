@@ -5,7 +5,7 @@ benchmarks/results/validate_perturb.json.
 2. Build ``--n`` negatives (default 52 = 4 per type, mix ``all``, easy and hard halves) with 2 workers:
    seconds per clip for audio-only perturbations (video stream copied) and for picture perturbations
    (re-encoded).
-3. ``verify_dataset``: each negative measured against its positive by an independent method (cross-
+3. ``verify_dataset``: each negative measured against its source clip by an independent method (cross-
    correlation, YIN, residual power, spectra, frame differences): pass / fail / not measurable per type,
    and the largest error of the measured quantity.
 

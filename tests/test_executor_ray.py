@@ -91,3 +91,28 @@ def test_worker_loss_is_recorded_and_retried_on_resume(local_ray, demo_clips, tm
     out.write_text("".join(json.dumps(r) + "\n" for r in lines))
     again = compute_metrics(demo_clips[:2], out, metrics=["frames"], executor=RayExecutor())
     assert all(r["ok"] for r in again) and len(again) == 2
+
+
+def test_evaluator_inside_ray_actors_answers_like_the_local_one(local_ray, demo_clips, tmp_path):
+    """``ray:SPEC`` builds the evaluator in Ray actors (two here) and the run equals a local run."""
+    from mtavg.bench import load_benchmark
+    from mtavg.evaluators import make_evaluator
+    from mtavg.run import run_eval
+
+    bench = load_benchmark(demo_clips[0].path.parents[1])  # <bench>/media/<clip>.mp4
+    local = run_eval(bench, make_evaluator("baseline:random", bench.items, seed=5), tmp_path / "local",
+                     progress=False, n_boot=0)
+    ev = make_evaluator("ray:baseline:random", bench.items, seed=5, ray_replicas=2)
+    assert ev.name == "baseline:random" and len(ev._actors) == 2
+    remote = run_eval(bench, ev, tmp_path / "ray", progress=False, n_boot=0)
+    assert local_ray.is_initialized()  # the test's instance is left running
+    rows = lambda d: {r["qid"]: r["raw"] for r in map(json.loads, (d / "samples.jsonl").read_text().splitlines())}  # noqa: E731
+    assert rows(tmp_path / "ray") == rows(tmp_path / "local") and len(rows(tmp_path / "ray")) == len(bench.items)
+    assert remote["overall"] == local["overall"]
+
+
+def test_ray_evaluator_reports_the_inner_evaluators_error(local_ray):
+    from mtavg.evaluators import UnknownModel, make_evaluator
+
+    with pytest.raises(UnknownModel, match="unknown baseline 'nope'"):
+        make_evaluator("ray:baseline:nope")

@@ -148,7 +148,7 @@ def verify(
     limit: Annotated[Optional[int], Opt(help="first N negatives only")] = None,  # noqa: UP045
     as_json: Annotated[bool, Opt("--json")] = False,
 ) -> None:
-    """Measure every negative against its positive (shift by cross-correlation, pitch, SNR, ...)."""
+    """Measure every negative against its source clip (shift by cross-correlation, pitch, SNR, ...)."""
     from mtavg.perturb.measure import verify_dataset
 
     if not (dataset / "manifest.jsonl").exists():

@@ -74,6 +74,7 @@ for _kind, _module, _extra in (
     ("gemini", "mtavg.evaluators.gemini_backend", "gemini"),
     ("hf", "mtavg.evaluators.hf_backend", "hf"),
     ("signal", "mtavg.evaluators.signal", "vad"),
+    ("ray", "mtavg.evaluators.ray_backend", "ray"),
 ):
     register(_kind, _lazy(_kind, _module, _extra))
 
