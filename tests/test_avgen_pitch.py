@@ -275,3 +275,12 @@ def test_cli_run_and_aggregate(suite_dir, tmp_path):
     res = CliRunner().invoke(app, ["avgen", "aggregate", str(out)])
     assert res.exit_code == 0, res.output
     assert "gen: Pitch" in res.output and "not in the total" in res.output
+
+
+def test_load_clip_without_video_decodes_only_the_sound(tmp_path):
+    from mtavg.metrics.base import load_clip
+
+    path = write_clip(tmp_path / "a.mp4", tone(A4))
+    sound_only = load_clip(path, video=False)
+    assert sound_only.frames is None and sound_only.audio is not None and len(sound_only.audio) > SR
+    assert load_clip(path).frames is not None

@@ -49,15 +49,16 @@ class ClipMedia:
 
 def load_clip(path: str | Path, *, video_id: str | None = None, generator: str | None = None,
               max_fps: float = ANALYSIS_MAX_FPS, max_pixels: int = ANALYSIS_MAX_PIXELS,
-              sample_rate: int = ANALYSIS_RATE) -> ClipMedia:
-    """Decode a clip once for analysis (raises mtavg.media.MediaError subclasses on bad files)."""
+              sample_rate: int = ANALYSIS_RATE, video: bool = True) -> ClipMedia:
+    """Decode a clip once for analysis (raises mtavg.media.MediaError subclasses on bad files);
+    ``video=False`` skips the picture (frames None) when only the sound is analysed."""
     from mtavg.media import probe
     from mtavg.media.prepare import decode_clip
 
     info = probe(path)
     fps = min(info.fps or max_fps, max_fps)
     decoded = decode_clip(path, fps=fps, max_frames=10**7, max_pixels=max_pixels, sample_rate=sample_rate,
-                          with_video=info.has_video, with_audio=info.has_audio)
+                          with_video=info.has_video and video, with_audio=info.has_audio)
     return ClipMedia(
         path=Path(path), frames=decoded.frames, frame_times=decoded.frame_times, fps=fps, audio=decoded.audio,
         sample_rate=decoded.sample_rate, duration_s=decoded.duration_s, source_fps=decoded.source_fps,
