@@ -45,6 +45,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 INJECTED = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=1">'
 INJECTED_QID = "q00003"
+JUDGED_QID = "q00005"
 
 
 def _random_raw(item: QAItem) -> str:
@@ -70,6 +71,11 @@ def site(tmp_path_factory) -> Path:
     write_bench(bench, videos, random_items(random.Random(3), [v["video_id"] for v in videos], 40))
     runs = [make_run(bench, root / "runs" / "oracle", "oracle", gold_raw),
             make_run(bench, root / "runs" / "guess", "guess", _random_raw)]
+    # judge.jsonl as `mtavg judge` writes it: one judged answer of "guess", one judge note carrying markup
+    judged = [{"qid": f"{JUDGED_QID}|judge:a", "item": JUDGED_QID, "judge": "judge:a", "score": 4, "error": None},
+              {"qid": f"{JUDGED_QID}|judge:b", "item": JUDGED_QID, "judge": "judge:b", "score": None,
+               "error": "unparseable judge reply " + INJECTED}]
+    (runs[1] / "judge.jsonl").write_text("".join(json.dumps(r) + "\n" for r in judged), encoding="utf-8")
     figures = sub_dimension_bars([json.loads((r / "results.json").read_text()) for r in runs], root / "figures")
     return build_site(runs, root / "site", title="browser test", figures=figures).parent
 
@@ -200,6 +206,16 @@ def test_injected_markup_is_shown_as_text_and_never_runs(browser, site, server):
     assert browser.execute_script("return typeof window.__pwned") == "undefined"
     assert browser.execute_script("return document.querySelectorAll('img[src=\"x\"], #items script').length") == 0
     assert len(browser.find_elements(By.TAG_NAME, "script")) == 2  # the data block and the browser script
+    assert severe(browser) == []
+
+
+def test_judge_scores_show_beside_the_rationale(browser, server):
+    open_page(browser, server)
+    browser.find_element(By.ID, "filter-text").send_keys(JUDGED_QID)
+    WebDriverWait(browser, 10).until(lambda d: visible_count(d) == 1)
+    notes = [e.get_attribute("textContent") for e in browser.find_elements(By.CSS_SELECTOR, "tr.answer p.judges")]
+    assert notes == [f"Judged: judge:a 4/5 · judge:b – (unparseable judge reply {INJECTED})"]  # guess only
+    assert browser.execute_script("return typeof window.__pwned") == "undefined"
     assert severe(browser) == []
 
 

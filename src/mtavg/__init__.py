@@ -6,7 +6,7 @@ imported on first use so ``import mtavg`` stays instant.
 
 from typing import Any
 
-__version__ = "0.8.0"
+__version__ = "0.8.1"
 __all__ = ["ClipScore", "ClipScoreError", "ascore_clips", "score_clip", "score_clips"]
 
 

@@ -151,7 +151,7 @@ def _rescore(bench: Benchmark, rows: list[dict[str, Any]], selected: Sequence[An
     shard_results = [json.loads((d / "results.json").read_text(encoding="utf-8"))
                      for d in dirs if (d / "results.json").exists()]
     results = results_from_rows(bench, rows, items=selected, model=meta["model"], modality=meta["modality"],
-                                n_boot=n_boot)
+                                n_boot=n_boot, fingerprint=meta.get("fingerprint"))
     results["n_errors"] = sum(1 for r in rows if r.get("error"))
     results["errors_by_type"] = dict(Counter(r.get("error_type") or "?" for r in rows if r.get("error")))
     prices = next((r["usage"]["prices_per_million"] for r in shard_results if "usage" in r),

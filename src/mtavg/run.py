@@ -73,12 +73,14 @@ def parsed_fields(item: QAItem, raw: str | None) -> dict[str, Any]:
 
 def results_from_rows(
     bench: Benchmark, rows: Iterable[Mapping[str, Any]], *, items: Sequence[QAItem] | None = None,
-    model: str | None = None, modality: str | None = None, n_boot: int = 1000,
+    model: str | None = None, modality: str | None = None, n_boot: int = 1000, fingerprint: str | None = None,
 ) -> dict:
     """results.json from sample rows, re-parsing each ``raw`` (a parser fix re-scores old runs).
 
     ``items`` are the items the run covers (default: the whole benchmark); one without a row counts
     as invalid ("missing") and scores 0: an unanswered item never leaves the denominator.
+    ``fingerprint`` is the evaluator's settings (seed, sampling, frames) as run.json records them; it
+    tells two runs of one model apart in reports.
     """
     rows = list(rows)
     known = {it.qid for it in bench.items}
@@ -102,6 +104,7 @@ def results_from_rows(
             invalid_reasons=reasons, n_boot=n_boot,
         )
     results["n_missing"] = sum(it.qid not in seen for it in items)
+    results["fingerprint"] = fingerprint
     return results
 
 
@@ -174,11 +177,13 @@ async def _answer(item: QAItem, bench: Benchmark, loop: RequestLoop, modality: s
 
 
 def _check_same_run(out: Path, store: SampleStore, model: str, modality: str, bench: str,
-                    shard: dict[str, Any] | None = None) -> None:
+                    shard: dict[str, Any] | None = None, fingerprint: str | None = None) -> None:
     meta_path = out / "run.json"
     if meta_path.exists():
         meta = json.loads(meta_path.read_text())
         mine = {"model": model, "modality": modality, "bench": bench, "shard": shard}
+        if "fingerprint" in meta:  # resuming with another seed or sampling setting would mix two runs' answers
+            mine["fingerprint"] = fingerprint
         clash = {k: meta.get(k) for k in mine if meta.get(k) != mine[k]}
         if clash:
             raise RunConflict(f"{out} holds a run with {clash}, not {mine}; choose another --out")
@@ -231,7 +236,7 @@ def run_eval(bench: Benchmark, evaluator: Evaluator, out: Path, options: RunOpti
     if opts.shard is not None:  # the shard's items, and what `mtavg merge` needs to check the shards
         selected = [it for it in selected if opts.shard.owns(it.qid)]
         shard = {"index": opts.shard.index, "count": opts.shard.count}
-    _check_same_run(out, store, evaluator.name, opts.modality, bench.name, shard)
+    _check_same_run(out, store, evaluator.name, opts.modality, bench.name, shard, evaluator.fingerprint)
     meta = {"model": evaluator.name, "modality": opts.modality, "bench": bench.name, "bench_root": str(bench.root),
             "fingerprint": evaluator.fingerprint, "limit": opts.limit, "shard": shard}
     if shard is not None:
@@ -256,7 +261,7 @@ def run_eval(bench: Benchmark, evaluator: Evaluator, out: Path, options: RunOpti
                 cache.close()
     rows = [store.rows[it.qid] for it in selected if it.qid in store.rows]
     results = results_from_rows(bench, rows, items=selected, model=evaluator.name, modality=opts.modality,
-                                n_boot=opts.n_boot)
+                                n_boot=opts.n_boot, fingerprint=evaluator.fingerprint)
     results["n_errors"] = sum(1 for r in rows if r.get("error"))
     results["errors_by_type"] = dict(Counter(r.get("error_type") or "?" for r in rows if r.get("error")))
     results["usage"] = usage_summary(rows, opts.price_in, opts.price_out)

@@ -29,6 +29,7 @@ from mtavg.analysis.failures import (
 )
 from mtavg.analysis.metrics_link import TOTAL, metric_failure_links
 from mtavg.annotations import VideoAnnotation
+from mtavg.report.labels import evaluator_labels, model_labels
 from mtavg.taxonomy import load_taxonomy
 
 CATEGORY_COLORS = {"acting": "#4C72B0", "atmosphere": "#55A868", "cinematography": "#C44E52"}
@@ -61,7 +62,9 @@ def sub_dimension_bars(results: Sequence[dict], out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for code, sub in tax.sub_dimensions.items():
-        entries = [(r["model"], r["sub_dimensions"][code]) for r in results if code in r.get("sub_dimensions", {})]
+        entries = [(name, r["sub_dimensions"][code])
+                   for r, name in zip(results, evaluator_labels(results), strict=True)
+                   if code in r.get("sub_dimensions", {})]
         if not entries:
             continue
         names = [n for n, _ in entries]
@@ -90,7 +93,8 @@ def radar_charts(results: Sequence[dict], out_dir: Path) -> list[Path]:
     codes = list(load_taxonomy().sub_dimensions)
     angles = np.linspace(0, 2 * np.pi, len(codes), endpoint=False)
     written: list[Path] = []
-    for r in results:
+    stems: set[str] = set()
+    for r, name, label in zip(results, model_labels(results), evaluator_labels(results), strict=True):
         subs = r.get("sub_dimensions", {})
         scores = [subs[c]["score"] if c in subs and subs[c].get("score") is not None else math.nan for c in codes]
         present = [i for i, s in enumerate(scores) if math.isfinite(s)]
@@ -109,10 +113,16 @@ def radar_charts(results: Sequence[dict], out_dir: Path) -> list[Path]:
         ax.set_ylim(0, 100)
         ax.set_yticks([25, 50, 75, 100], ["25", "50", "75", "100"], fontsize=7)
         overall = r.get("overall")
-        head = f"{r.get('model', '?')} ({r.get('modality', 'full')})"
+        head = label if r.get("label") else f"{name} ({r.get('modality', 'full')})"
         ax.set_title(head + (f"\noverall {overall:.1f}" if isinstance(overall, (int, float)) else ""), fontsize=10)
         fig.tight_layout()
-        written += _save(fig, out_dir, f"radar_{_safe(str(r.get('model', 'model')))}_{_safe(str(r.get('modality', 'full')))}")
+        stem = base = f"radar_{_safe(name)}_{_safe(str(r.get('modality', 'full')))}"
+        for n in range(2, len(results) + 2):  # runs with equal labels must not overwrite each other's radar
+            if stem not in stems:
+                break
+            stem = f"{base}_{n}"
+        stems.add(stem)
+        written += _save(fig, out_dir, stem)
     return written
 
 

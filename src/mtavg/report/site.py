@@ -168,7 +168,7 @@ def build_site(run_dirs: Sequence[Path], out_dir: Path, *, bench: str | Path | N
     for note in data.missing_clips:
         if on_warning is not None:
             on_warning(note)
-    results = [r.results for r in runs]
+    results = [{**r.results, "label": r.label} for r in runs]  # tables name runs as the browser does
     summary = (f"Benchmark {b.name} · {len(data.items)} items · evaluators: {', '.join(data.evaluators)} · "
                f"generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by mtavg {__version__}")
     page = render_index(
@@ -195,7 +195,8 @@ def build_report(run_dirs: Sequence[Path], out_dir: Path, *, bench: str | Path |
     runs = [load_run(Path(d)) for d in run_dirs]
     if annotations is None and (found := resolve_bench(runs, bench).root / ANNOTATIONS_FILE).is_file():
         annotations = load_annotations(found)
-    results = [r.results for r in runs]
+    label_runs(runs)
+    results = [{**r.results, "label": r.label} for r in runs]
     fig_dir = Path(out_dir) / "figures"
     figures = [*sub_dimension_bars(results, fig_dir),
                *write_figures(results, fig_dir, annotations=annotations, metrics_summary=metrics_summary)]

@@ -11,7 +11,7 @@ import os
 import re
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -19,13 +19,14 @@ from mtavg.bench import BenchmarkInvalid, BenchmarkNotFound, load_benchmark
 from mtavg.bench.load import Benchmark
 from mtavg.bench.schema import QAItem
 from mtavg.bench.validate import read_jsonl
-from mtavg.report.tables import MODALITY_LABELS
+from mtavg.report.labels import evaluator_labels
 from mtavg.run import parsed_fields
 from mtavg.taxonomy import Taxonomy, TaxonomyError, taxonomy_for_bench
 
 SAMPLES_FILE = "samples.jsonl"
 RESULTS_FILE = "results.json"
 RUN_META_FILE = "run.json"
+JUDGE_FILE = "judge.jsonl"
 STATUSES: tuple[str, ...] = ("correct", "partial", "incorrect", "invalid")
 
 
@@ -41,6 +42,8 @@ class Run:
     meta: dict[str, Any]  # run.json (empty when the run has none)
     lines: list[int]  # samples.jsonl line of each sample, for error messages
     label: str = ""
+    #: item qid -> that item's judgements (``mtavg judge``), one per judge: judge, score (1-5 or None), note
+    judgements: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def bench_name(self) -> str | None:
@@ -87,7 +90,31 @@ def load_run(run_dir: Path) -> Run:
     results = read_results(run_dir)
     meta = _read_json(run_dir / RUN_META_FILE) if (run_dir / RUN_META_FILE).is_file() else {}
     samples, lines = _read_samples(run_dir / SAMPLES_FILE)
-    return Run(run_dir, results, samples, meta if isinstance(meta, dict) else {}, lines)
+    judgements = _read_judgements(run_dir / JUDGE_FILE) if (run_dir / JUDGE_FILE).is_file() else {}
+    return Run(run_dir, results, samples, meta if isinstance(meta, dict) else {}, lines, judgements=judgements)
+
+
+def _read_judgements(path: Path) -> dict[str, list[dict[str, Any]]]:
+    """judge.jsonl as item -> judgements; the last line per (item, judge) wins, as the judge's resume keeps
+    it, and a partial last line (a killed judge) is ignored, as the judge itself ignores it."""
+    text = path.read_text(encoding="utf-8", errors="replace")
+    latest: dict[tuple[str, str], dict[str, Any]] = {}
+    for lineno, line in enumerate(text[:text.rfind("\n") + 1].splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            key = (str(row["item"]), str(row["judge"]))
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise ReportInputError(f"{path}:{lineno}: not a judgement line (needs item and judge): {exc}") from None
+        score = row.get("score")
+        note = row.get("error") or row.get("skipped")
+        latest[key] = {"judge": key[1], "score": int(score) if isinstance(score, (int, float)) else None,
+                       **({"note": str(note)} if note else {})}
+    by_item: dict[str, list[dict[str, Any]]] = {}
+    for (item, _), judgement in sorted(latest.items()):
+        by_item.setdefault(item, []).append(judgement)
+    return by_item
 
 
 def _path_suffix(path: Path, depth: int) -> str:
@@ -95,16 +122,16 @@ def _path_suffix(path: Path, depth: int) -> str:
 
 
 def label_runs(runs: Sequence[Run]) -> None:
-    """Evaluator labels as the tables name them (model, modality when not full); runs that still share
-    a label (e.g. two runs of one model) get the shortest distinguishing tail of their folder path."""
+    """Evaluator labels as the tables name them (model, differing settings, modality when not full); runs
+    that still share a label (two runs of one model with equal settings) get the shortest distinguishing tail
+    of their folder path."""
     dirs: dict[Path, Path] = {}
     for run in runs:
         if run.dir.resolve() in dirs:
             raise ReportInputError(f"run directory {run.dir} is given twice")
         dirs[run.dir.resolve()] = run.dir
-    for run in runs:
-        modality = run.results.get("modality") or "full"
-        run.label = run.results["model"] + ("" if modality == "full" else f" ({MODALITY_LABELS.get(modality, modality)})")
+    for run, label in zip(runs, evaluator_labels([r.results for r in runs]), strict=True):
+        run.label = label
     base = [r.label for r in runs]
     for run, label in zip(runs, base, strict=True):
         twins = [r for r, other in zip(runs, base, strict=True) if other == label]
@@ -164,8 +191,9 @@ def sample_status(row: dict[str, Any]) -> str:
     return "correct" if score >= 1.0 else "partial" if score > 0 else "incorrect"
 
 
-def answer_record(item: QAItem, row: dict[str, Any]) -> dict[str, Any]:
-    """One evaluator's answer to one item, re-parsed from its raw text."""
+def answer_record(item: QAItem, row: dict[str, Any],
+                  judgements: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+    """One evaluator's answer to one item, re-parsed from its raw text, with the judges' rationale scores."""
     if row.get("error"):
         fields = {"prediction": None, "valid": False, "invalid_reason": "call_failed", "score": 0.0,
                   "time_score": None, "rationale": None}
@@ -176,6 +204,7 @@ def answer_record(item: QAItem, row: dict[str, Any]) -> dict[str, Any]:
         "status": sample_status(merged), "raw": row.get("raw"), "prediction": fields["prediction"],
         "valid": bool(fields["valid"]), "invalid_reason": fields["invalid_reason"], "score": fields["score"],
         "time_score": fields["time_score"], "rationale": fields["rationale"], "error": row.get("error"),
+        "judges": list(judgements) or None,
     }
     # Absent rather than null: 11.6k items x several evaluators make every repeated key count.
     return {k: v for k, v in record.items() if v is not None}
@@ -273,7 +302,8 @@ def browser_data(bench: Benchmark, runs: Sequence[Run], out_dir: Path) -> Browse
     clips = place_clips(bench, [v for it in answered for v in it.video_ids], out_dir)
     items = []
     for it in answered:
-        answers = {k: answer_record(it, rows[it.qid]) for k, rows in enumerate(by_run) if it.qid in rows}
+        answers = {k: answer_record(it, rows[it.qid], runs[k].judgements.get(it.qid, ()))
+                   for k, rows in enumerate(by_run) if it.qid in rows}
         items.append(item_record(it, clips, answers, tax))
     missing = [c.note for c in clips.values() if c.note]
     return BrowserData([r.label for r in runs], items, len(bench.items), missing)

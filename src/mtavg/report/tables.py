@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mtavg.report.labels import MODALITY_LABELS, evaluator_labels, model_labels
 from mtavg.report.table_model import Better, Cell, Row, Table, latex_escape
 from mtavg.taxonomy import load_taxonomy
 
@@ -24,14 +25,6 @@ __all__ = [
     "paper_tables", "table3", "table3_markdown", "table3_rows", "table4", "table5", "table6", "table6_markdown",
     "temporal_markdown", "write_tables",
 ]
-
-MODALITY_LABELS = {"full": "Full input", "no_audio": "w/o Audio", "no_vision": "w/o Vision", "text": "Text-only"}
-
-
-def _label(r: Mapping[str, Any]) -> str:
-    modality = r.get("modality", "full")
-    return r["model"] if modality == "full" else f"{r['model']} ({MODALITY_LABELS.get(modality, modality)})"
-
 
 def _ci95(r: Mapping[str, Any], *path: str) -> tuple[float, float] | None:
     """An interval from results.json's ``ci95`` block (absent in old results: None)."""
@@ -56,7 +49,8 @@ def table3(results: Sequence[Mapping[str, Any]]) -> Table:
     """Table 3: evaluators x the ten sub-dimensions grouped by category, and Avg; best per column in bold."""
     tax = load_taxonomy()
     codes = list(tax.sub_dimensions)
-    rows = [Row(_label(r), [*(_sub_cell(r, c) for c in codes), _overall_cell(r)]) for r in results]
+    rows = [Row(label, [*(_sub_cell(r, c) for c in codes), _overall_cell(r)])
+            for r, label in zip(results, evaluator_labels(results), strict=True)]
     groups = [(c.name, len(c.sub_dimensions)) for c in tax.categories.values()] + [("", 1)]
     names = "; ".join(f"{s.code} {s.name}" for s in tax.sub_dimensions.values())
     return Table(
@@ -69,11 +63,11 @@ def table3(results: Sequence[Mapping[str, Any]]) -> Table:
 def table5(results: Sequence[Mapping[str, Any]]) -> Table:
     """Table 5 (PIA / TLA / RC) beside the multi-answer strictness that the coverage score hides."""
     rows = []
-    for r in results:
+    for r, label in zip(results, evaluator_labels(results), strict=True):
         t, ms = r.get("temporal") or {}, r.get("multi_strict") or {}
         multi = (r.get("formats") or {}).get("multi")
         n_inv, n = r.get("n_invalid", 0), r.get("n_items", 0)
-        rows.append(Row(_label(r), [
+        rows.append(Row(label, [
             Cell(t.get("PIA"), _ci95(r, "temporal", "PIA")), Cell(t.get("TLA"), _ci95(r, "temporal", "TLA")),
             Cell(t.get("RC")), Cell(multi, _ci95(r, "formats", "multi")),
             Cell(ms.get("jaccard"), _ci95(r, "multi_strict", "jaccard")),
@@ -92,21 +86,24 @@ def table5(results: Sequence[Mapping[str, Any]]) -> Table:
     ).mark_best()
 
 
-def table6(results: Sequence[Mapping[str, Any]]) -> Table:
-    """Table 6 (modality ablation): Full / w/o Audio / w/o Vision / Text-only x categories, and Avg."""
+def table6(results: Sequence[Mapping[str, Any]], name: str | None = None) -> Table:
+    """Table 6 (modality ablation): Full / w/o Audio / w/o Vision / Text-only x categories, and Avg.
+
+    ``name`` titles the table (default: the models' labels among ``results``)."""
     tax = load_taxonomy()
     order = list(MODALITY_LABELS)
     ranked = sorted(results, key=lambda r: (order.index(r["modality"]) if r["modality"] in order else len(order)))
-    models = list(dict.fromkeys(r["model"] for r in ranked))
+    names = dict(zip(map(id, results), model_labels(results), strict=True))
+    models = list(dict.fromkeys(names[id(r)] for r in ranked))
     rows = []
     for r in ranked:
         setting = MODALITY_LABELS.get(r["modality"], r["modality"])
         cats = r.get("categories") or {}
-        rows.append(Row(setting if len(models) == 1 else f"{r['model']} · {setting}",
+        rows.append(Row(setting if len(models) == 1 else f"{names[id(r)]} · {setting}",
                         [*(Cell(cats.get(c), _ci95(r, "categories", c)) for c in tax.categories),
                          _overall_cell(r)]))
     return Table(
-        title=f"Modality ablation for {', '.join(models) or '?'} (%).",
+        title=f"Modality ablation for {name or ', '.join(models) or '?'} (%).",
         caption="Category scores are means of their sub-dimensions; Avg is the sub-dimension mean.",
         columns=[c.name for c in tax.categories.values()] + ["Avg"], rows=rows, row_header="Setting",
         better=["max"] * (len(tax.categories) + 1), key="table6",
@@ -185,11 +182,11 @@ def paper_tables(results: Sequence[Mapping[str, Any]],
     full = [r for r in results if r.get("modality", "full") == "full"] or list(results)
     tables = [table3(full), table5(full)] if results else []
     by_model: dict[str, list[Mapping[str, Any]]] = {}
-    for r in results:
-        by_model.setdefault(r["model"], []).append(r)
+    for r, name in zip(results, model_labels(results), strict=True):  # two seeds of a model: two ablations
+        by_model.setdefault(name, []).append(r)
     ablated = {m: rs for m, rs in by_model.items() if len({r.get("modality") for r in rs}) > 1}
     for model, rs in ablated.items():
-        t = table6(rs)
+        t = table6(rs, name=model)
         if len(ablated) > 1:
             t.key = "table6_" + re.sub(r"[^A-Za-z0-9._-]+", "_", model)
         tables.append(t)

@@ -130,6 +130,13 @@
     return list;
   }
 
+  // "Judged: gpt 4/5 · flash –  (unparseable judge reply)": the rationale-consistency scores behind RC.
+  function formatJudges(judges) {
+    return "Judged: " + judges.map(function (j) {
+      return j.judge + " " + (j.score == null ? "–" : j.score + "/5") + (j.note ? " (" + j.note + ")" : "");
+    }).join(" · ");
+  }
+
   function answersTable(item) {
     var table = el("table", "answers");
     var head = el("tr");
@@ -148,7 +155,9 @@
       rawCell.appendChild(el("pre", "raw", answer.raw == null ? "(no answer)" : answer.raw));
       if (answer.error) rawCell.appendChild(el("p", "error", "error: " + answer.error));
       row.appendChild(rawCell);
-      row.appendChild(el("td", "rationale", answer.rationale || "—"));
+      var rationale = el("td", "rationale", answer.rationale || "—");
+      if (answer.judges) rationale.appendChild(el("p", "judges", formatJudges(answer.judges)));
+      row.appendChild(rationale);
       body.appendChild(row);
     });
     table.appendChild(body);
