@@ -49,3 +49,12 @@ def test_demo_html_report_holds_every_item_tables_and_failure_figures(demo):
     assert {"failure_heatmap.svg", "failure_heatmap.png", "radar_signal_full.svg"} <= figures
     assert (out / "report" / "README.md").is_file()
     assert all((out / "report" / "media" / p.name).is_file() for p in (out / "bench" / "media").glob("*.mp4"))
+
+
+def test_demo_refuses_another_seed_in_the_same_folder(demo):
+    out, _ = demo
+    res = CliRunner().invoke(app, ["demo", "--out", str(out), "--seed", "1", "--no-progress"])
+    assert res.exit_code == 2
+    said = " ".join(res.output.split())  # rich wraps long lines
+    assert "built with --seed 0, not 1" in said and "another --out" in said
+    assert json.loads((out / "runs" / "baseline_random" / "run.json").read_text())["fingerprint"] == "seed=0"

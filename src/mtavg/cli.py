@@ -107,10 +107,14 @@ def demo(
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
 ) -> None:
     """Build the embedded demo benchmark (real H.264/AAC clips), evaluate the offline evaluators, report."""
-    from mtavg.pipeline import run_demo
+    from mtavg.pipeline import DemoSeedMismatch, run_demo
     from mtavg.report.tables import temporal_markdown
+    from mtavg.run import RunConflict
 
-    outcome = run_demo(out, seed=seed, progress=progress)
+    try:
+        outcome = run_demo(out, seed=seed, progress=progress)
+    except (DemoSeedMismatch, RunConflict) as exc:
+        _fail(str(exc))
     print_table3(outcome.results)
     console.print(temporal_markdown(outcome.results), highlight=False, markup=False)
     console.print(f"\nbenchmark: {outcome.bench_dir}\nreport: {outcome.report}\nHTML report (open in a browser): "

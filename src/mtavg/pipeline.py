@@ -27,12 +27,25 @@ class DemoOutcome:
 DEMO_MODELS: tuple[str, ...] = (*BASELINES, "signal")
 
 
+class DemoSeedMismatch(ValueError):
+    """``out`` holds a demo built with another seed (its clips, items and runs follow that seed)."""
+
+
+def _check_demo_seed(bench_dir: Path, seed: int) -> None:
+    source = next((v.source for v in load_benchmark(bench_dir).videos.values() if v.source), None) or ""
+    if source.startswith("mtavg-demo seed=") and source != f"mtavg-demo seed={seed}":
+        built = source.removeprefix("mtavg-demo seed=")
+        raise DemoSeedMismatch(f"{bench_dir.parent} holds the demo built with --seed {built}, not {seed}; "
+                               f"pass another --out (or --seed {built} to re-use it)")
+
+
 def run_demo(out: Path, *, seed: int = 0, models: Sequence[str] = DEMO_MODELS, progress: bool = True) -> DemoOutcome:
     """Build the demo benchmark under ``out/bench`` (reused when present), evaluate, and report."""
     start = time.perf_counter()
     bench_dir = out / "bench"
     if not (bench_dir / "qa.jsonl").exists():
         build_demo_bench(bench_dir, seed=seed)
+    _check_demo_seed(bench_dir, seed)
     bench = load_benchmark(bench_dir)
     results = []
     for spec in models:
