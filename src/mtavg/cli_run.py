@@ -131,10 +131,6 @@ def ablate(ctx: typer.Context) -> None:
     app(["eval", "--modality", "all", *ctx.args], standalone_mode=False)
 
 
-def _first_model(rows: list[dict]) -> str | None:
-    return rows[0].get("model") if rows else None
-
-
 def _recorded_fingerprint(predictions: Path, model: str | None) -> str | None:
     """The evaluator settings run.json beside a samples file records, when it is that model's run."""
     meta_path = predictions.parent / "run.json"
@@ -165,8 +161,8 @@ def score(
         rows = list(read_predictions(predictions))
         answered = {r["qid"] for r in rows}
         items = [it for it in b.items if it.qid in answered] if only_predicted else None
-        results = results_from_rows(b, rows, items=items, model=model,
-                                    fingerprint=_recorded_fingerprint(predictions, model or _first_model(rows)))
+        results = results_from_rows(b, rows, items=items, model=model)
+        results["fingerprint"] = _recorded_fingerprint(predictions, results["model"])
     except (PredictionsError, KeyError, OSError) as exc:
         _fail(str(exc))
     if results["n_missing"]:

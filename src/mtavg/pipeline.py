@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mtavg.bench import load_benchmark
+from mtavg.bench import Benchmark, load_benchmark
 from mtavg.bench.demo import build_demo_bench
 from mtavg.evaluators import BASELINES, make_evaluator
 from mtavg.report import write_report
@@ -31,11 +31,11 @@ class DemoSeedMismatch(ValueError):
     """``out`` holds a demo built with another seed (its clips, items and runs follow that seed)."""
 
 
-def _check_demo_seed(bench_dir: Path, seed: int) -> None:
-    source = next((v.source for v in load_benchmark(bench_dir).videos.values() if v.source), None) or ""
+def _check_demo_seed(bench: Benchmark, seed: int) -> None:
+    source = next((v.source for v in bench.videos.values() if v.source), None) or ""
     if source.startswith("mtavg-demo seed=") and source != f"mtavg-demo seed={seed}":
         built = source.removeprefix("mtavg-demo seed=")
-        raise DemoSeedMismatch(f"{bench_dir.parent} holds the demo built with --seed {built}, not {seed}; "
+        raise DemoSeedMismatch(f"{bench.root.parent} holds the demo built with --seed {built}, not {seed}; "
                                f"pass another --out (or --seed {built} to re-use it)")
 
 
@@ -45,8 +45,8 @@ def run_demo(out: Path, *, seed: int = 0, models: Sequence[str] = DEMO_MODELS, p
     bench_dir = out / "bench"
     if not (bench_dir / "qa.jsonl").exists():
         build_demo_bench(bench_dir, seed=seed)
-    _check_demo_seed(bench_dir, seed)
     bench = load_benchmark(bench_dir)
+    _check_demo_seed(bench, seed)
     results = []
     for spec in models:
         evaluator = make_evaluator(spec, bench.items, seed=seed)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from mtavg import __version__
+from mtavg.bench.load import Benchmark
 from mtavg.bench.schema import FORMATS
 from mtavg.report.site_items import (
     STATUSES,
@@ -159,16 +160,32 @@ def build_site(run_dirs: Sequence[Path], out_dir: Path, *, bench: str | Path | N
     benchmark lacks raise ReportInputError. A clip missing on disk leaves its item in, with a note
     (also passed to ``on_warning``).
     """
-    runs: list[Run] = [load_run(Path(d)) for d in run_dirs]
+    runs = _labelled_runs(run_dirs)
+    return _write_site(runs, resolve_bench(runs, bench), out_dir, title=title, figures=figures,
+                       metrics_summary=metrics_summary, page_size=page_size, on_warning=on_warning)
+
+
+def _labelled_runs(run_dirs: Sequence[Path]) -> list[Run]:
+    runs = [load_run(Path(d)) for d in run_dirs]
     label_runs(runs)
-    b = resolve_bench(runs, bench)
+    return runs
+
+
+def _labelled_results(runs: Sequence[Run]) -> list[dict[str, Any]]:
+    """results.json dicts carrying the browser's label, so tables and figures name runs as it does."""
+    return [{**r.results, "label": r.label} for r in runs]
+
+
+def _write_site(runs: Sequence[Run], b: Benchmark, out_dir: Path, *, title: str, figures: Sequence[Path],
+                metrics_summary: Mapping[str, Mapping[str, Any]] | None, page_size: int = PAGE_SIZE,
+                on_warning: Callable[[str], None] | None = None) -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     data = browser_data(b, runs, out_dir)
     for note in data.missing_clips:
         if on_warning is not None:
             on_warning(note)
-    results = [{**r.results, "label": r.label} for r in runs]  # tables name runs as the browser does
+    results = _labelled_results(runs)
     summary = (f"Benchmark {b.name} · {len(data.items)} items · evaluators: {', '.join(data.evaluators)} · "
                f"generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by mtavg {__version__}")
     page = render_index(
@@ -192,14 +209,14 @@ def build_report(run_dirs: Sequence[Path], out_dir: Path, *, bench: str | Path |
     from mtavg.annotations import ANNOTATIONS_FILE, load_annotations
     from mtavg.report.figures import sub_dimension_bars, write_figures
 
-    runs = [load_run(Path(d)) for d in run_dirs]
-    if annotations is None and (found := resolve_bench(runs, bench).root / ANNOTATIONS_FILE).is_file():
+    runs = _labelled_runs(run_dirs)  # loaded once: the figures and the site share runs and benchmark
+    b = resolve_bench(runs, bench)
+    if annotations is None and (found := b.root / ANNOTATIONS_FILE).is_file():
         annotations = load_annotations(found)
-    label_runs(runs)
-    results = [{**r.results, "label": r.label} for r in runs]
+    results = _labelled_results(runs)
     fig_dir = Path(out_dir) / "figures"
     figures = [*sub_dimension_bars(results, fig_dir),
                *write_figures(results, fig_dir, annotations=annotations, metrics_summary=metrics_summary)]
-    index = build_site(run_dirs, out_dir, bench=bench, title=title, figures=figures,
-                       metrics_summary=metrics_summary, on_warning=on_warning)
+    index = _write_site(runs, b, out_dir, title=title, figures=figures, metrics_summary=metrics_summary,
+                        on_warning=on_warning)
     return index, figures
